@@ -1,0 +1,141 @@
+"""The ``cellrepro`` command: list notebooks, run one with parameters, build the book.
+
+    cellrepro list
+    cellrepro run organoid/pipeline --profile smoke -p epochs 2 --out /tmp/run
+    cellrepro book --profile smoke          # execute into a staging copy, then build HTML
+    cellrepro book --no-execute             # build HTML from the committed notebooks
+
+Errors a user can act on print one message and exit with status 2 (a failing notebook: 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+from . import PAPERS, CellreproError, __version__
+from .project import PROFILES, Project
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _project(args: argparse.Namespace) -> Project:
+    return Project(args.root) if args.root else Project.find()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .record import read_record
+
+    project = _project(args)
+    notebooks = project.notebooks()
+    rows: list[dict[str, Any]] = []
+    for nb in notebooks.values():
+        last: dict[str, dict[str, Any]] = {}
+        for path in project.record_paths(nb):
+            rec = read_record(path)
+            prof = rec.get("profile", "?")
+            if prof not in last or rec.get("started", "") > last[prof].get("started", ""):
+                last[prof] = {k: rec.get(k) for k in ("status", "started", "wall_time_s", "device")} | {"record": str(path)}
+        rows.append({
+            "notebook": nb.key,
+            "source": str(nb.source.relative_to(project.root)) if nb.source.is_relative_to(project.root) else str(nb.source),
+            "parameters": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help}
+                           for p in nb.parameters.values()],
+            "last_run": last,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    papers = list(dict.fromkeys([*PAPERS, *(nb.paper for nb in notebooks.values())]))
+    for paper in papers:
+        mine = [r for r in rows if r["notebook"].split("/")[0] == paper]
+        print(f"{paper}" + ("" if mine else "  (no notebooks yet)"))
+        for r in mine:
+            print(f"  {r['notebook']}  ({r['source']})")
+            params = ", ".join(f"{p['name']}: {p['type']} = {p['default']!r}" for p in r["parameters"])
+            print(f"    parameters: {params or '(none)'}")
+            runs = []
+            for prof in PROFILES:
+                run = r["last_run"].get(prof)
+                if run:
+                    runs.append(f"{prof} {run['status']} {str(run['started'])[:16]} ({run['wall_time_s']} s)")
+                else:
+                    runs.append(f"{prof} never run")
+            print("    last runs: " + " | ".join(runs))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_notebook
+
+    overrides: dict[str, str] = {}
+    for name, value in args.param or []:
+        overrides[name] = value
+    result = run_notebook(_project(args), args.notebook, profile=args.profile, parameters=overrides,
+                          out_dir=args.out, progress=not args.quiet)
+    rec = result.record
+    print(f"{rec['notebook']}: {rec['status']} in {rec['wall_time_s']} s on {rec['device']}")
+    print(f"  executed notebook: {result.notebook}")
+    print(f"  run record:        {result.record_path}")
+    for key, value in rec.get("metrics", {}).items():
+        print(f"  {key} = {value}")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    html = build_book(_project(args), profile=args.profile, execute=not args.no_execute)
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cellrepro", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"cellrepro {__version__}")
+    parser.add_argument("--root", help="project root (default: found from the current folder upwards)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="papers, notebooks, their parameters and last runs")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="execute one notebook with a profile and parameters")
+    p.add_argument("notebook", help="paper/experiment (see `cellrepro list`) or a path to its .md source")
+    p.add_argument("--profile", choices=PROFILES, default="book",
+                   help="parameter overrides to apply first (default: book, the notebook's own defaults)")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override a parameter (repeatable); checked against the notebook's declared types")
+    p.add_argument("--out", help="output folder (default: _build/runs/<profile>/<paper>)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("book", help="execute every notebook of the TOC in a profile, then build the HTML")
+    p.add_argument("--profile", choices=PROFILES, default="book",
+                   help="book: into book/<paper>/ (published); smoke/paper: into a staging copy")
+    p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
+    p.set_defaults(func=cmd_book)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .runner import NotebookFailed
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except NotebookFailed as err:
+        print(f"cellrepro: {err}", file=sys.stderr)
+        return 1
+    except CellreproError as err:
+        print(f"cellrepro: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
