@@ -75,7 +75,10 @@ def parse_parameters(source: str, where: str = "parameters cell") -> dict[str, P
         try:
             default = ast.literal_eval(value_node)
         except ValueError as err:
-            raise CellreproError(f"{where}: parameter '{name}' (line {node.lineno}) has a default that is not a literal") from err
+            raise CellreproError(
+                f"{where}: parameter '{name}' (line {node.lineno}) has a default that is not a literal; "
+                "keep the parameters cell declarative"
+            ) from err
         types = _annotation_types(annotation, where, name) if annotation is not None else _default_types(default)
         params[name] = Parameter(name, default, types, comments.get(node.lineno, ""))
     return params

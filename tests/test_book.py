@@ -1,0 +1,70 @@
+"""`cellrepro book`: execute into a staging copy and build HTML; refusals on TOC mismatches."""
+
+import re
+import shutil
+
+import pytest
+
+from cellrepro import CellreproError
+from cellrepro.book import build_book, staging_root
+from cellrepro.project import Project
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_build_stages_executes_and_shows_banner(tiny):
+    html = build_book(tiny, profile="smoke")
+    assert html == staging_root(tiny, "smoke") / "_build" / "html"
+    page = (html / "book" / "demo" / "tiny.html").read_text()
+    assert "cellrepro-banner" in page and "How this page was produced" in page
+    assert "Cite this chapter" in page and "demo-tiny" in page
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+    assert "The total is 0.50." in text  # glued from the run: the smoke profile sets n=2, so (0 + 1) * 0.5
+    assert (html / "book" / "intro.html").is_file() and (html / "book" / "demo" / "index.html").is_file()
+    # committed results are never touched by a smoke build
+    assert not (tiny.book_dir / "demo" / "tiny.ipynb").exists()
+
+
+def test_no_execute_refuses_without_executed_notebooks(tiny):
+    with pytest.raises(CellreproError, match=r"no executed notebook for: demo/tiny"):
+        build_book(tiny, profile="book", execute=False)
+
+
+def test_notebook_missing_from_toc_is_refused(tiny):
+    shutil.copy(tiny.notebooks_dir / "demo" / "tiny.md", tiny.notebooks_dir / "demo" / "orphan.md")
+    with pytest.raises(CellreproError, match=r"without a _toc.yml entry.*demo/orphan"):
+        build_book(tiny, profile="smoke")
+
+
+def test_toc_entry_without_source_is_refused(tiny):
+    toc = tiny.root / "_toc.yml"
+    toc.write_text(toc.read_text() + "          - file: book/demo/ghost\n")
+    with pytest.raises(CellreproError, match=r"neither a page nor a notebook source: book/demo/ghost"):
+        build_book(tiny, profile="smoke")
+
+
+def _copy_of(repo, tmp_path):
+    root = tmp_path / "book"
+    root.mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(repo.root / name, root / name)
+    for name in ("book", "notebooks"):
+        shutil.copytree(repo.root / name, root / name, ignore=shutil.ignore_patterns("*.failed.*"))
+    return Project(root, profiles_dir=repo.profiles_dir)
+
+
+def test_real_book_builds_from_committed_notebooks(repo, tmp_path):
+    """The README's first command, on a copy: every TOC page is built, without warnings."""
+    html = build_book(_copy_of(repo, tmp_path), execute=False)
+    for entry in repo.toc_files():
+        assert (html / f"{entry}.html").is_file(), entry
+
+
+def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
+    """CI's end-to-end check: every TOC notebook runs in the smoke profile and the book builds."""
+    copy = _copy_of(repo, tmp_path)
+    html = build_book(copy, profile="smoke")
+    for nb in repo.toc_notebooks():
+        page = (html / "book" / f"{nb.key}.html").read_text()
+        assert "cellrepro-banner" in page, nb.key
+    assert (html / "book" / "intro.html").is_file()

@@ -1,0 +1,28 @@
+"""Profiles: every TOC notebook has a smoke entry; every override names a real, well-typed parameter."""
+
+from cellrepro.profile import check_profiles, load_profile
+
+
+def test_project_profiles_are_complete_and_valid(repo):
+    assert check_profiles(repo) == []
+
+
+def test_every_toc_notebook_has_a_smoke_entry(repo):
+    smoke = load_profile(repo, "smoke")
+    missing = [nb.key for nb in repo.toc_notebooks() if nb.key not in smoke]
+    assert missing == []
+
+
+def test_problems_are_reported(tiny):
+    assert check_profiles(tiny) == []
+    (tiny.profiles_dir / "smoke.yml").write_text("{}\n")
+    (tiny.profiles_dir / "paper.yml").write_text("demo/tiny:\n  epochz: 3\n  n: 1.5\ndemo/gone: {}\n")
+    problems = check_profiles(tiny)
+    assert any("unknown parameter 'epochz'" in p for p in problems)
+    assert any("names no notebook" in p and "demo/gone" in p for p in problems)
+    assert any("no entry for 'demo/tiny'" in p for p in problems)
+
+
+def test_wrong_type_in_profile_is_reported(tiny):
+    (tiny.profiles_dir / "book.yml").write_text("demo/tiny:\n  n: 1.5\n")
+    assert any("expected int" in p for p in check_profiles(tiny))

@@ -1,0 +1,70 @@
+"""The papers' numbers: every result table transcribed, and compare() beside this run's."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from cellrepro import PAPERS, CellreproError
+from cellrepro.report import compare, reported, reported_value
+
+# Values per table and their sum as printed, from the claims register's table inventory
+# (section 7), an independent count of the same tables.
+INVENTORY = {
+    "spheroid": {"1": (40, 31.648), "2": (4, 256.94)},
+    "multimodal": {"3": (26, 21.4949), "4": (10, 6.0012)},
+    "mmcs": {"1": (4, 3.2029), "2": (4, 2.7632), "3": (4, 2.7896), "4": (8, 5.9529), "5": (16, 12.1722),
+             "6": (7, 5.4160), "7": (6, 4.8822), "8": (3, 1.9195)},
+    "brightfield": {"5.1": (20, 18.1349), "5.2": (15, 13.4772), "5.3": (30, 10.1860), "5.4": (15, 13.7318),
+                    "5.5": (15, 13.7278), "5.6": (15, 5.0017), "5.7": (36, 1143.2), "5.8": (30, 722.5),
+                    "5.9": (18, 698.2), "5.10": (12, 510.5), "5.11": (18, 1145.1)},
+    # organoid 4.1-4.2 are the stage settings (lr, batch, epochs, temperature[, block size])
+    "organoid": {"4.1": (4, 100.5001), "4.2": (5, 32.0701), "5.1": (6, 3.039), "5.2a": (12, 6.064), "5.2b": (12, 6.021)},
+}
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_table_has_its_values(paper):
+    df = reported(paper)
+    assert (df["paper"] == paper).all()
+    got = {t: (len(g), round(g["value"].sum(), 4)) for t, g in df.groupby("table")}
+    assert got == {t: (n, round(s, 4)) for t, (n, s) in INVENTORY[paper].items()}
+    assert not df.duplicated(["table", "row", "column"]).any()
+
+
+def test_total_result_cells_match_the_register():
+    results = sum(n for paper in INVENTORY.values() for t, (n, _) in paper.items() if t not in ("4.1", "4.2"))
+    assert results == 386
+
+
+def test_harmonic_mean_check_flags_only_the_known_typo():
+    """Brightfield F1 = HM(P, R) within 0.0004 except the Table 5.1 base row (register #7)."""
+    df = reported("brightfield")
+    wide = df[df["table"].isin(["5.1", "5.2", "5.3", "5.4", "5.5", "5.6"])].pivot_table(
+        index=["table", "row"], columns="column", values="value")
+    hm = 2 * wide["precision"] * wide["recall"] / (wide["precision"] + wide["recall"])
+    bad = wide.index[(hm - wide["F1"]).abs() > 0.0004].tolist()
+    assert bad == [("5.1", "SEU-Net (base), cytoplasm")]
+
+
+def test_compare_side_by_side():
+    ours = {("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"): 0.5, ("Mask R-CNN, R50-FPN", "mask AP50"): 0.9}
+    out = compare(ours, paper="spheroid", table="1")
+    row = out.loc[("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]")]
+    assert row["paper"] == 0.620 and row["this run"] == 0.5 and math.isclose(row["difference"], -0.12)
+    assert len(out) == 40 and out["this run"].notna().sum() == 2
+    frame = pd.DataFrame({"row": ["Mask R-CNN, R50-FPN"], "column": ["mask AP50"], "value": [0.9]})
+    assert compare(frame, "spheroid", "1")["this run"].notna().sum() == 1
+
+
+def test_compare_refuses_cells_the_paper_does_not_have():
+    with pytest.raises(CellreproError, match="has no cell"):
+        compare({("Mask R-CNN, R50", "mask AP50"): 0.9}, paper="spheroid", table="1")
+    with pytest.raises(CellreproError, match="tables: 1, 2"):
+        reported("spheroid", "3")
+    with pytest.raises(CellreproError, match="unknown paper"):
+        reported("nature")
+
+
+def test_reported_value():
+    assert reported_value("mmcs", "5", "w=0.4", "dataset1 F1 (fixed lr 0.1)") == 0.7904
