@@ -4,6 +4,8 @@
     cellrepro run organoid/pipeline --profile smoke -p epochs 2 --out /tmp/run
     cellrepro book --profile smoke          # execute into a staging copy, then build HTML
     cellrepro book --no-execute             # build HTML from the committed notebooks
+    cellrepro data make organoid --out /tmp/organoids --n 4
+    cellrepro data show /tmp/organoids --json
 
 Errors a user can act on print one message and exit with status 2 (a failing notebook: 1).
 """
@@ -93,6 +95,24 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from . import data
+
+    fam = data.family(args.family)
+    params = fam.params(n=args.n, size=args.size, seed=args.seed)
+    out = data.make(args.family, args.out, **params)
+    print(f"{args.family}: wrote {out} ({fam.format} format; {', '.join(f'{k}={v}' for k, v in params.items())})")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from .data.summary import format_summary, summarize
+
+    summary = summarize(args.path, args.format)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cellrepro", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"cellrepro {__version__}")
@@ -119,10 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="book: into book/<paper>/ (published); smoke/paper: into a staging copy")
     p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
     p.set_defaults(func=cmd_book)
+
+    from .data import FAMILIES
+    from .data.summary import FORMATS
+
+    data = sub.add_parser("data", help="make synthetic data sets, summarise any data set").add_subparsers(
+        dest="data_command", required=True)
+    p = data.add_parser("make", help="write a synthetic set in its family's real on-disk format")
+    p.add_argument("family", choices=list(FAMILIES))
+    p.add_argument("--out", required=True, help="output folder (replaced atomically if it exists)")
+    p.add_argument("--n", type=int, help="number of images/stacks/fields (default: the book-profile size)")
+    p.add_argument("--size", type=int, help="image side in pixels (organoid: width; height is 3/4 of it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_make)
+    p = data.add_parser("show", help="summarise a data set in any supported format, synthetic or real")
+    p.add_argument("path", help="data folder (or a COCO .json for LIVECell)")
+    p.add_argument("--format", choices=FORMATS, help="default: detected from the layout")
+    p.add_argument("--json", action="store_true", help="print JSON (with n_images and n_instances)")
+    p.set_defaults(func=cmd_data_show)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data.types import DataError
     from .runner import NotebookFailed
 
     args = build_parser().parse_args(argv)
@@ -132,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailed as err:
         print(f"cellrepro: {err}", file=sys.stderr)
         return 1
-    except CellreproError as err:
+    except (CellreproError, DataError) as err:
         print(f"cellrepro: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,116 @@
+"""Synthetic brightfield field sets with overlapping cells, the stand-in for the brightfield thesis.
+
+Stands in for: the PerkinElmer "exhaustive" set of Prytula (2023): 63x brightfield images at
+two focal planes, a phase-contrast image computed from them, a nucleus fluorescence channel,
+and whole-cell (amodal) annotations whose overlaps are the regions where cells meet; plus a
+large unannotated pool (11,808 images in the thesis).
+
+What it carries:
+
+* amodal whole-cell masks that overlap (a controlled share of cells is placed over another),
+  nuclei inside each cell, and the derived cytoplasm, nuclei, border, background and overlap
+  maps (overlap = pixels covered by two or more cells);
+* a phase-contrast image in which overlapping cells *add* (optical thickness sums), so
+  copy-paste in the phase domain is physically sensible;
+* two brightfield focal planes that depend non-linearly on the same cells: a weak absorption
+  ``exp(-a * phi)`` times the defocus contrast of a phase object, ``1 -+ d * laplacian(phi)``
+  (transport of intensity), with opposite sign below and above focus; so pasting cells
+  directly in brightfield is not equivalent to pasting them in phase (thesis Sec. 4.4);
+* a nucleus fluorescence image; noise and uneven illumination.
+
+Where it differs: cells are smooth blobs, not spread fibroblasts with lamellipodia; the phase
+image is the true optical thickness plus noise, not a network's estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+from scipy import ndimage as ndi
+
+from ..types import Field
+from ._shapes import blob, dome, illumination, place, smooth_noise
+
+DEFAULTS = {"n": 60, "n_pool": 200, "size": 256}
+"""Book-profile size: 60 annotated fields and 200 unannotated (phase, brightfield) pairs."""
+
+
+def generate(n: int = 60, n_pool: int = 200, size: int = 256, seed: int = 0, overlap: float = 0.35,
+             cells: tuple[int, int] = (8, 16)) -> tuple[list[Field], list[Field]]:
+    """Annotated fields and an unannotated pool, deterministic for ``seed``.
+
+    Args:
+        overlap: probability that a new cell is placed over an existing one.
+        cells: range of the number of cells per field.
+
+    Returns:
+        ``(fields, pool)``; pool items have ``fluorescence``, ``amodal`` and ``nuclei`` None.
+    """
+    fields = [make_field(f"field_{i:04d}", np.random.default_rng([seed, 0, i]), size, overlap, cells)
+              for i in tqdm(range(n), desc="brightfield fields", unit="field", disable=None)]
+    pool = []
+    for i in tqdm(range(n_pool), desc="brightfield pool", unit="field", disable=None):
+        f = make_field(f"pool_{i:05d}", np.random.default_rng([seed, 1, i]), size, overlap, cells)
+        pool.append(Field(f.name, f.phase, f.bf_low, f.bf_high))
+    return fields, pool
+
+
+def make_field(name: str, rng: np.random.Generator, size: int, overlap: float, cells: tuple[int, int]) -> Field:
+    shape = (size, size)
+    scale = size / 256
+    masks, thickness, nuclei = [], np.zeros(shape, np.float32), np.zeros(shape, np.int32)
+    for i in range(int(rng.integers(cells[0], cells[1] + 1))):
+        radius = rng.uniform(16, 30) * scale
+        if masks and rng.random() < overlap:  # over an existing cell, shifted by about one radius
+            other = masks[int(rng.integers(len(masks)))]
+            ys, xs = np.nonzero(other)
+            j = int(rng.integers(len(ys)))
+            angle = rng.uniform(0, 2 * np.pi)
+            at = (ys[j] + np.sin(angle) * radius, xs[j] + np.cos(angle) * radius)
+        else:
+            taken = np.any(masks, axis=0) if masks else None
+            at = place(rng, shape, radius * 0.9, taken, tries=20)
+            if at is None:
+                continue
+        cell = blob(at, radius, rng, irregularity=0.18, aspect=rng.uniform(1.2, 2.2)).clip(shape)
+        if cell is None or cell.mask.sum() < 50 * scale ** 2:
+            continue
+        centre = (cell.top + cell.mask.shape[0] / 2, cell.left + cell.mask.shape[1] / 2)
+        nucleus = blob(centre, radius * rng.uniform(0.28, 0.38), rng, irregularity=0.06).within(cell)
+        if nucleus is None or (nuclei[nucleus.slices][nucleus.mask] > 0).any():  # nuclei do not overlap
+            continue
+        masks.append(cell.full(shape))
+        t = np.zeros(shape, np.float32)
+        t[cell.slices] = 0.6 * dome(cell.mask, 0.6) + 0.6 * dome(nucleus.mask, 0.5) * nucleus.mask
+        thickness += t  # optical thickness adds where cells overlap
+        nuclei[nucleus.slices][nucleus.mask] = len(masks)
+    amodal = np.array(masks, bool) if masks else np.zeros((0, *shape), bool)
+    phi = ndi.gaussian_filter(thickness, 0.7 * scale)
+    light = illumination(shape, rng, 0.15)
+    phase = phi + 0.03 * rng.standard_normal(shape)
+    lap = ndi.gaussian_laplace(phi, 1.5 * scale)
+    absorb = np.exp(-0.35 * phi)
+    bf_low = light * absorb * (1 + 6.0 * scale ** 2 * lap) + 0.02 * rng.standard_normal(shape)
+    bf_high = light * absorb * (1 - 6.0 * scale ** 2 * lap) + 0.02 * rng.standard_normal(shape)
+    nuc_signal = ndi.gaussian_filter((nuclei > 0).astype(np.float32), 1.0 * scale)
+    fluorescence = nuc_signal * rng.uniform(0.6, 1.0) + 0.05 * smooth_noise(shape, 10 * scale, rng) + 0.1
+    fluorescence += 0.02 * rng.standard_normal(shape)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return Field(name, f32(phase), f32(bf_low), f32(bf_high), f32(fluorescence), amodal, nuclei)
+
+
+def semantic_maps(amodal: np.ndarray, nuclei: np.ndarray) -> dict[str, np.ndarray]:
+    """The thesis's targets from amodal masks: cytoplasm, nuclei, border, background, overlap.
+
+    * cytoplasm: pixels of any cell (the thesis's "cyto" whole-cell channel);
+    * nuclei: pixels of any nucleus;
+    * border: the one-pixel outline of every cell, including outlines inside other cells;
+    * background: pixels of no cell;
+    * overlap: pixels covered by two or more cells.
+    """
+    count = amodal.sum(0)
+    border = np.zeros(amodal.shape[1:], bool)
+    for m in amodal:
+        border |= m & ~ndi.binary_erosion(m)
+    return {"cytoplasm": count > 0, "nuclei": nuclei > 0, "border": border,
+            "background": count == 0, "overlap": count >= 2}

@@ -1,0 +1,187 @@
+"""Synthetic multi-modality cell images, the stand-in for the NeurIPS 2022 CellSeg data.
+
+Stands in for: the NeurIPS 2022 Cell Segmentation Challenge training set (1000 labeled
+patches: brightfield 300, fluorescence 300, phase contrast 200, DIC 200, and > 1500
+unlabeled images; Ma et al. 2024), used by the multimodal and MMCS papers.
+
+What it carries:
+
+* four modalities with distinct colour statistics (the multimodal paper routes images by
+  K-Means on HSV means and variances): stained RGB brightfield, two-channel fluorescence
+  (green cytoplasm, blue nucleus), grey phase contrast with bright halos, grey DIC relief;
+  phase contrast and DIC are both grey, so K-Means can confuse them, as the paper reports;
+* brightfield in two sub-groups: large overlapping cells with separately stained nuclei, and
+  small cells among red distractor blobs (the paper's Fig. 2);
+* cell diameters that vary between images (the MMCS self-adaptive diameter);
+* a nucleus channel where the modality has one (fluorescence), zeros otherwise (MMCS);
+* many more unlabeled than labeled images.
+
+The modality is recorded for evaluation only. Where it differs from the real data: one tissue
+type per modality, no whole-slide images, no stain variation between labs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+from scipy import ndimage as ndi
+
+from ..types import MODALITIES, CellImage
+from ._shapes import blob, dome, illumination, place, smooth_noise
+
+DEFAULTS = {"n_labeled": 200, "n_unlabeled": 600, "size": 256}
+"""Book-profile size."""
+
+MIX = {"brightfield": 0.3, "fluorescence": 0.3, "phase contrast": 0.2, "dic": 0.2}
+"""Modality proportions of the challenge's labeled set (300/300/200/200)."""
+
+# diameter range (pixels at size 256) and target cell coverage per style
+STYLES = {
+    "brightfield-large": ((40, 80), 0.45, True),
+    "brightfield-small": ((8, 14), 0.06, False),
+    "fluorescence": ((9, 20), 0.35, True),
+    "phase contrast": ((14, 32), 0.25, False),
+    "dic": ((16, 36), 0.25, False),
+}
+
+
+def generate(n_labeled: int = 200, n_unlabeled: int = 600, size: int = 256, seed: int = 0,
+             mix: dict[str, float] | None = None) -> tuple[list[CellImage], list[CellImage]]:
+    """Labeled and unlabeled images, deterministic for ``seed``; returns ``(labeled, unlabeled)``.
+
+    Unlabeled images are drawn the same way with ``labels=None``.
+    """
+    mix = dict(MIX if mix is None else mix)
+    unknown = set(mix) - set(MODALITIES)
+    if unknown:
+        raise ValueError(f"unknown modality {sorted(unknown)}; modalities are {MODALITIES}")
+    names = list(mix)
+    probs = np.array([mix[m] for m in names], float)
+    probs /= probs.sum()
+    out: tuple[list[CellImage], list[CellImage]] = ([], [])
+    for part, (count, prefix) in enumerate(((n_labeled, "cell"), (n_unlabeled, "unlabeled"))):
+        for i in tqdm(range(count), desc=f"multimodal ({prefix})", unit="image", disable=None):
+            rng = np.random.default_rng([seed, part, i])
+            modality = names[rng.choice(len(names), p=probs)]
+            img = make_image(f"{prefix}_{i:05d}", rng, size, modality)
+            if part == 1:
+                img.labels = None
+            out[part].append(img)
+    return out
+
+
+def make_image(name: str, rng: np.random.Generator, size: int, modality: str) -> CellImage:
+    """One image of ``modality`` with its instance labels and nucleus channel."""
+    style = modality
+    if modality == "brightfield":
+        style = "brightfield-large" if rng.random() < 0.5 else "brightfield-small"
+    (dmin, dmax), coverage, overlap = STYLES[style]
+    scale = size / 256
+    diameter = float(np.exp(rng.uniform(np.log(dmin), np.log(dmax)))) * scale
+    shape = (size, size)
+    cells, nuclei = _cells(rng, shape, diameter, coverage, overlap)
+    labels = np.zeros(shape, np.int32)
+    for i, c in enumerate(cells, start=1):  # later cells occlude earlier ones
+        c.paint(labels, i)
+    labels = _drop_slivers(labels, min_area=max(8, int(0.05 * np.pi * diameter ** 2 / 4)))
+    height = np.zeros(shape, np.float32)
+    nuc = np.zeros(shape, np.float32)
+    for c, n in zip(cells, nuclei):
+        height[c.slices] += dome(c.mask, 0.6) * c.mask
+        if n is not None:
+            nuc[n.slices] = np.maximum(nuc[n.slices], dome(n.mask, 0.4) * n.mask)
+    render = _RENDER[style]
+    image = render(rng, shape, height, nuc, labels > 0, scale)
+    image = np.clip(image * illumination(shape, rng, 0.15)[..., None], 0, 255)
+    grey = modality in ("phase contrast", "dic")  # grey images: the same noise in R, G and B
+    noise = rng.normal(0, 4, (*shape, 1) if grey else image.shape)
+    image = np.clip(image + noise, 0, 255).round().astype(np.uint8)
+    return CellImage(name, image, labels, nucleus_channel(image, modality), modality, diameter)
+
+
+def nucleus_channel(image: np.ndarray, modality: str) -> np.ndarray:
+    """The nucleus channel MMCS feeds its network: blue for fluorescence, zeros otherwise."""
+    if modality == "fluorescence":
+        return image[..., 2].astype(np.float32) / 255.0
+    return np.zeros(image.shape[:2], np.float32)
+
+
+def _cells(rng, shape, diameter, coverage, overlap):
+    cells, nuclei = [], []
+    taken = np.zeros(shape, bool)
+    target = coverage * shape[0] * shape[1]
+    area = 0.0
+    for _ in range(2000):
+        if area >= target:
+            break
+        radius = diameter / 2 * rng.uniform(0.8, 1.2)
+        at = place(rng, shape, radius * (0.55 if overlap else 1.05), taken, tries=10, margin=0.3)
+        if at is None:
+            continue
+        c = blob(at, radius, rng, irregularity=0.12, aspect=rng.uniform(1.0, 1.5)).clip(shape)
+        if c is None:
+            continue
+        centre = (c.top + c.mask.shape[0] / 2, c.left + c.mask.shape[1] / 2)
+        n = blob(centre, radius * rng.uniform(0.3, 0.45), rng, irregularity=0.08).within(c)  # inside its cell
+        cells.append(c)
+        nuclei.append(n)
+        taken[c.slices] |= ndi.binary_erosion(c.mask, iterations=max(1, int(radius * 0.45))) if overlap else c.mask
+        area += c.mask.sum()
+    return cells, nuclei
+
+
+def _drop_slivers(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Remove instances left with fewer than ``min_area`` visible pixels; renumber 1..N."""
+    ids, counts = np.unique(labels, return_counts=True)
+    keep = ids[(ids > 0) & (counts >= min_area)]
+    lut = np.zeros(labels.max() + 1, np.int32)
+    lut[keep] = np.arange(1, len(keep) + 1)
+    return lut[labels]
+
+
+def _od_to_rgb(od: np.ndarray) -> np.ndarray:
+    return 255.0 * np.exp(-od)
+
+
+def _brightfield_large(rng, shape, height, nuc, fg, scale):
+    eosin, hema = np.array([0.10, 0.55, 0.25]), np.array([0.70, 0.75, 0.25])
+    od = 0.05 + 0.03 * smooth_noise(shape, 6 * scale, rng)[..., None]
+    od = od + height[..., None] * 0.9 * eosin + nuc[..., None] * 1.4 * hema  # overlapping cells add up
+    return _od_to_rgb(od)
+
+
+def _brightfield_small(rng, shape, height, nuc, fg, scale):
+    eosin, hema = np.array([0.05, 0.9, 0.6]), np.array([0.9, 0.8, 0.2])
+    distract = np.zeros(shape, np.float32)
+    for _ in range(int(rng.integers(40, 90) * scale ** 2)):
+        at = place(rng, shape, 6 * scale, fg, tries=5)
+        if at is not None:
+            d = blob(at, rng.uniform(4, 7) * scale, rng, irregularity=0.04).clip(shape)
+            if d is not None:
+                distract[d.slices] = np.maximum(distract[d.slices], dome(d.mask, 0.3) * d.mask)
+    od = 0.08 + 0.03 * smooth_noise(shape, 4 * scale, rng)[..., None]
+    od = od + distract[..., None] * 0.9 * eosin + height[..., None] * 1.3 * hema
+    return _od_to_rgb(od)
+
+
+def _fluorescence(rng, shape, height, nuc, fg, scale):
+    green = ndi.gaussian_filter(height * rng.uniform(0.6, 1.0), 1.0) * 200
+    blue = ndi.gaussian_filter(nuc, 0.8) * 230
+    return np.stack([np.zeros(shape), green, blue], -1) + 6
+
+
+def _phase(rng, shape, height, nuc, fg, scale):
+    smooth = ndi.gaussian_filter(fg.astype(np.float32), 2.5 * scale)
+    halo = np.clip(smooth - fg, 0, None)  # bright ring just outside each cell
+    grey = 120 - 55 * ndi.gaussian_filter(height, 1.0) + 170 * halo + 4 * smooth_noise(shape, 8 * scale, rng)
+    return np.repeat(grey[..., None], 3, -1)
+
+
+def _dic(rng, shape, height, nuc, fg, scale):
+    gy, gx = np.gradient(ndi.gaussian_filter(height, 1.0))
+    grey = 128 + 220 * (gx + gy) / np.sqrt(2) + 4 * smooth_noise(shape, 8 * scale, rng)
+    return np.repeat(grey[..., None], 3, -1)
+
+
+_RENDER = {"brightfield-large": _brightfield_large, "brightfield-small": _brightfield_small,
+           "fluorescence": _fluorescence, "phase contrast": _phase, "dic": _dic}
