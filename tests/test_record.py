@@ -56,3 +56,10 @@ def test_banner_names_what_produced_the_page():
                  "uncommitted changes", "2026-11-21", "**seed** 3", "organoid (synthetic stand-in)", "cellrepro-banner"):
         assert part in text, part
     assert text.startswith(":::{admonition}") and text.endswith(":::")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    from cellrepro._io import default_mode
+
+    path = atomic_write_json(tmp_path / "r.json", {})
+    assert path.stat().st_mode & 0o777 == default_mode()

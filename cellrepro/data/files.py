@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .._io import default_mode
 from .types import DataError
 
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi")
@@ -97,6 +98,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, default_mode())
     try:
         yield tmp
         os.replace(tmp, path)
@@ -114,6 +116,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, default_mode() | 0o111)  # mkdtemp makes 0700 folders
     try:
         yield tmp
         if path.exists():

@@ -78,9 +78,13 @@ def _instances(item: Any) -> tuple[int, list[float], float | None]:
 
 
 def summarize(root: str | os.PathLike, fmt: str | None = None) -> dict[str, Any]:
-    """Counts and statistics of a data set: images, sizes, instances, diameters, overlap, modalities."""
+    """Counts and statistics of a data set on disk: images, sizes, instances, diameters, overlap, modalities."""
     fmt = fmt or detect_format(root)
-    items = read_any(root, fmt)
+    return summarize_items(read_any(root, fmt), fmt, str(root))
+
+
+def summarize_items(items: list[Any], fmt: str = "", path: str = "") -> dict[str, Any]:
+    """:func:`summarize` for items already in memory (any family's structures, mixed lists too)."""
     per_image, diameters, overlaps, shapes, modalities, classes, labeled = [], [], [], Counter(), Counter(), Counter(), 0
     for item in items:
         image = getattr(item, "stack", None)
@@ -100,7 +104,7 @@ def summarize(root: str | os.PathLike, fmt: str | None = None) -> dict[str, Any]
         if isinstance(item, ZStack):
             classes.update(item.classes.values())
     out: dict[str, Any] = {
-        "path": str(root), "format": fmt, "n_images": len(items), "n_labeled": labeled,
+        "path": path, "format": fmt, "n_images": len(items), "n_labeled": labeled,
         "n_instances": int(sum(per_image)), "image_sizes": dict(shapes),
         "instances_per_image": _stats(per_image), "diameter_px": _stats(diameters),
     }

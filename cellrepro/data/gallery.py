@@ -1,0 +1,115 @@
+"""Figures of each data family with its ground truth, for the data chapter and quick looks.
+
+Each function takes the family's structures and returns a matplotlib ``Figure``; nothing
+is saved or shown here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .synthetic.brightfield import semantic_maps
+from .types import MODALITIES, CellImage, Field, OrganoidImage, ZStack
+
+
+def _outline(labels: np.ndarray) -> np.ndarray:
+    """Pixels on the boundary of any instance (for overlays)."""
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(labels, mode="inner")
+
+
+def _overlay(ax, image, labels, cmap="gray", color=(1.0, 0.2, 0.2)):
+    ax.imshow(image, cmap=cmap)
+    edge = np.zeros((*labels.shape, 4))
+    edge[_outline(labels)] = (*color, 1.0)
+    ax.imshow(edge)
+
+
+def _figure(rows: int, cols: int, size: float = 2.6):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes
+
+
+def zstack_figure(sample: ZStack, slices: Sequence[int] | None = None):
+    """Slices from bottom to top, the all-in-focus truth, and the labels coloured by class."""
+    z = sample.stack.shape[0]
+    slices = list(slices) if slices is not None else sorted({0, z // 4, z // 2, 3 * z // 4, z - 1})
+    extra = 2 if sample.in_focus is not None else 1
+    fig, axes = _figure(1, len(slices) + extra)
+    for ax, k in zip(axes[0], slices):
+        ax.imshow(sample.stack[k], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"slice {k}")
+    if sample.in_focus is not None:
+        axes[0, len(slices)].imshow(sample.in_focus, cmap="gray", vmin=0, vmax=1)
+        axes[0, len(slices)].set_title("all-in-focus truth")
+    if sample.labels is not None:
+        classes = np.zeros(sample.labels.shape, int)
+        for i, c in sample.classes.items():
+            classes[sample.labels == i] = c
+        axes[0, -1].imshow(classes, cmap="viridis", vmin=0, vmax=3, interpolation="nearest")
+        axes[0, -1].set_title("core / invasive / cells")
+    return fig
+
+
+def cells_figure(items: Sequence[CellImage], per_modality: int = 2):
+    """Per modality: images with instance outlines, and the nucleus channel where there is one."""
+    chosen = []
+    for m in MODALITIES:
+        chosen += [it for it in items if it.modality == m][:per_modality]
+    chosen = chosen or list(items)[: 4 * per_modality]
+    fig, axes = _figure(2, len(chosen))
+    for k, it in enumerate(chosen):
+        if it.labels is not None:
+            _overlay(axes[0, k], it.image, it.labels, color=(1.0, 1.0, 0.0))
+        else:
+            axes[0, k].imshow(it.image)
+        axes[0, k].set_title(f"{it.modality or it.name}\n~{it.diameter:.0f} px", fontsize=9)
+        axes[1, k].imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
+        axes[1, k].set_title("nucleus channel" if it.nucleus.any() else "(zeros)", fontsize=9)
+    return fig
+
+
+def field_figure(field: Field):
+    """Phase, both brightfield planes, fluorescence, and the derived maps with overlaps."""
+    fig, axes = _figure(2, 4)
+    for ax, (title, img) in zip(axes[0], (("phase contrast", field.phase), ("brightfield, lower plane", field.bf_low),
+                                           ("brightfield, higher plane", field.bf_high),
+                                           ("nucleus fluorescence", field.fluorescence))):
+        if img is not None:
+            ax.imshow(img, cmap="gray")
+            ax.set_title(title, fontsize=9)
+    if field.amodal is not None:
+        maps = semantic_maps(field.amodal, field.nuclei)
+        count = field.amodal.sum(0)
+        for ax, (title, img, cmap) in zip(axes[1], (("cells per pixel (amodal)", count, "magma"),
+                                                    ("nuclei", maps["nuclei"], "gray"),
+                                                    ("borders", maps["border"], "gray"),
+                                                    ("overlap (>= 2 cells)", maps["overlap"], "gray"))):
+            ax.imshow(img, cmap=cmap, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+    return fig
+
+
+def organoid_figure(item: OrganoidImage):
+    """The image, its true mask, and the annotation with the organoids it leaves out marked."""
+    fig, axes = _figure(1, 3, size=3.6)
+    axes[0, 0].imshow(item.image, cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_title("image")
+    if item.true_mask is not None:
+        axes[0, 1].imshow(item.true_mask, cmap="gray")
+        axes[0, 1].set_title("true mask")
+    if item.mask is not None:
+        rgb = np.zeros((*item.mask.shape, 3))
+        rgb[item.mask] = 1.0
+        if item.true_mask is not None:
+            rgb[item.true_mask & ~item.mask] = (1.0, 0.2, 0.2)
+        axes[0, 2].imshow(rgb)
+        axes[0, 2].set_title("annotation (red: left out)")
+    return fig
