@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import CellreproError
 from .project import Project

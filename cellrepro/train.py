@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import CellreproError
 from . import checkpoint as ckpt

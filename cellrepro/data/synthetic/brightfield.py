@@ -25,7 +25,7 @@ image is the true optical thickness plus noise, not a network's estimate.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from scipy import ndimage as ndi
 
 from ..types import Field

@@ -24,7 +24,7 @@ objects are thin layers rather than 3D bodies; there is no time-lapse motion.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from scipy import ndimage as ndi
 
 from ..types import ZStack

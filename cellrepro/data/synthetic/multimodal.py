@@ -23,7 +23,7 @@ type per modality, no whole-slide images, no stain variation between labs.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from scipy import ndimage as ndi
 
 from ..types import MODALITIES, CellImage

@@ -23,7 +23,7 @@ Where it differs: organoids are star-convex blobs; there is no time series.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from scipy import ndimage as ndi
 
 from ..types import OrganoidImage
