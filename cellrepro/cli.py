@@ -6,6 +6,7 @@
     cellrepro book --no-execute             # build HTML from the committed notebooks
     cellrepro data make organoid --out /tmp/organoids --n 4
     cellrepro data show /tmp/organoids --json
+    cellrepro eval --gt labels/ --pred predictions/ --out scores.csv
 
 Errors a user can act on print one message and exit with status 2 (a failing notebook: 1).
 """
@@ -113,6 +114,32 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ._io import atomic_write_json, atomic_write_text
+    from .metrics import evaluate
+    from .metrics.folders import pair_folders
+
+    mode = args.mode or ("cellseg" if args.format == "cellseg" else "plain")
+    table, summary = evaluate(pair_folders(args.gt, args.pred, args.format), threshold=args.iou, mode=mode)
+    if args.format == "coco":
+        from .metrics import coco_eval
+
+        gt = json.loads(open(args.gt, encoding="utf-8").read())
+        pred = json.loads(open(args.pred, encoding="utf-8").read())
+        summary.update({f"mask_{k}": v for k, v in coco_eval(gt, pred["annotations"] if isinstance(pred, dict) else pred).items()})
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nsummary ({mode} mode, IoU >= {args.iou}):")
+    for key, value in summary.items():
+        print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    if args.out:
+        if args.out.endswith(".json"):
+            atomic_write_json(args.out, {"summary": summary, "images": table.to_dict("records")})
+        else:
+            atomic_write_text(args.out, table.to_csv(index=False))
+        print(f"written: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cellrepro", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"cellrepro {__version__}")
@@ -139,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="book: into book/<paper>/ (published); smoke/paper: into a staging copy")
     p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
     p.set_defaults(func=cmd_book)
+
+    from .metrics import MODES
+    from .metrics.folders import FORMATS as EVAL_FORMATS
+
+    p = sub.add_parser("eval", help="score a folder of predicted instances against ground truth")
+    p.add_argument("--gt", required=True, help="ground-truth folder (or COCO JSON)")
+    p.add_argument("--pred", required=True, help="prediction folder (or COCO results JSON)")
+    p.add_argument("--format", choices=EVAL_FORMATS, default="cellseg")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU a match needs (default 0.5)")
+    p.add_argument("--mode", choices=MODES, help="cellseg: the challenge's official evaluation (default for "
+                   "--format cellseg); plain: no frame removal, rounding or tiling (default otherwise)")
+    p.add_argument("--out", help="write the per-image table (.csv) or table and summary (.json)")
+    p.set_defaults(func=cmd_eval)
 
     from .data import FAMILIES
     from .data.summary import FORMATS
