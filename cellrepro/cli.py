@@ -140,6 +140,61 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_from(path: str) -> "np.ndarray":
+    from pathlib import Path
+
+    import numpy as np
+
+    from .data.files import list_images, read_image
+
+    p = Path(path)
+    if p.is_dir():
+        slices = [read_image(f) for f in list_images(p, "one image per slice")]
+        shapes = {s.shape for s in slices}
+        if len(shapes) > 1:
+            raise CellreproError(f"{p}: slices of different shapes {sorted(shapes)}")
+        return np.stack(slices)
+    return read_image(p)
+
+
+def cmd_blurmap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .data.files import read_image, write_image
+    from .stacking import blur_map
+
+    for name in args.images:
+        image = read_image(name)
+        if image.dtype.kind not in "uif" or not np.isfinite(image).all():
+            raise CellreproError(f"{name}: expected a numeric image without NaN")
+        result = blur_map(image, gradient=args.gradient, stride=args.stride, device=args.device)
+        out = Path(args.out) / f"{Path(name).stem}_blurmap.tif"
+        write_image(out, result.astype(np.float32))
+        print(f"{name}: mean {result.mean():.4f} -> {out}")
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ._io import atomic_write_json
+    from .data.files import write_image
+    from .stacking import sbs_stack
+
+    stack = _stack_from(args.zstack)
+    result = sbs_stack(stack, k=args.k, gradient=args.gradient, stride=args.stride, device=args.device,
+                       progress=True)
+    write_image(args.out, result.image.astype(np.float32))
+    print(f"{args.zstack}: kept slices {sorted(result.indices.tolist())} of {len(stack)} -> {args.out}")
+    if args.scores:
+        atomic_write_json(args.scores, {"k": args.k, "selected": result.indices.tolist(),
+                                        "scores": result.scores.tolist()})
+        print(f"scores: {args.scores}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cellrepro", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"cellrepro {__version__}")
@@ -166,6 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="book: into book/<paper>/ (published); smoke/paper: into a staging copy")
     p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
     p.set_defaults(func=cmd_book)
+
+    GRADIENTS = ("sobel", "roberts")  # cellrepro.stacking.GRADIENTS, without importing torch for --help
+
+    p = sub.add_parser("blurmap", help="HiFST blur maps of images (higher = sharper)")
+    p.add_argument("images", nargs="+", help="image files (grey or RGB)")
+    p.add_argument("--out", required=True, help="folder for <stem>_blurmap.tif")
+    p.add_argument("--gradient", choices=GRADIENTS, default="sobel", help="sobel (HiFST) or roberts (spheroid paper)")
+    p.add_argument("--stride", type=int, default=1, help="evaluate every N-th pixel (1 = exact)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=cmd_blurmap)
+
+    p = sub.add_parser("stack", help="SBS-Stacking: focus-stack the k most in-focus slices of a z-stack")
+    p.add_argument("zstack", help="multi-page TIFF (Z, H, W) or a folder of slice images")
+    p.add_argument("--k", type=int, required=True, help="slices to keep (the paper uses 8 of 15)")
+    p.add_argument("--out", required=True, help="output image (.tif)")
+    p.add_argument("--scores", help="write the per-slice scores and the selection as JSON")
+    p.add_argument("--gradient", choices=GRADIENTS, default="sobel")
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_stack)
 
     from .metrics import MODES
     from .metrics.folders import FORMATS as EVAL_FORMATS
@@ -203,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .data.types import DataError
     from .runner import NotebookFailed
+    from .stacking import StackError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -211,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailed as err:
         print(f"cellrepro: {err}", file=sys.stderr)
         return 1
-    except (CellreproError, DataError) as err:
+    except (CellreproError, DataError, StackError) as err:
         print(f"cellrepro: error: {err}", file=sys.stderr)
         return 2
 

@@ -96,6 +96,17 @@ def git_state(root: str | os.PathLike) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def device_name(device: str | None = None) -> str:
+    """A readable name for ``device`` ("auto"/None: CUDA if available, else the CPU), for records."""
+    if device in (None, "auto"):
+        return machine_device()
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return _cpu_name()
+
+
 @functools.lru_cache(maxsize=1)
 def machine_device() -> str:
     """A name for the best device on this machine: the CUDA GPU if torch sees one, else the CPU.
@@ -112,6 +123,10 @@ def machine_device() -> str:
                 return torch.cuda.get_device_name(0)
     except Exception:  # a broken CUDA install must not lose the record
         log.debug("torch device query failed", exc_info=True)
+    return _cpu_name()
+
+
+def _cpu_name() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

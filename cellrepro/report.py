@@ -127,3 +127,43 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     log_metrics(**{name: plain})
     _glue(name, plain, display=display)
     return plain
+
+
+def paired_effect(deltas: Any, confidence: float = 0.95) -> dict[str, float]:
+    """Mean of paired differences with a t-interval (the claims register's protocol).
+
+    Returns ``mean``, ``low``, ``high``, ``n`` and ``sd``; the interval is NaN for n < 2.
+    """
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(deltas, float)
+    d = d[np.isfinite(d)]
+    n = int(d.size)
+    mean = float(d.mean()) if n else float("nan")
+    if n < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n, "sd": float("nan")}
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "sd": sd}
+
+
+def verdict(effect: dict[str, float], expected_sign: int = 1, margin: float | None = None) -> str:
+    """holds / fails / inconclusive for a directional claim, or for a null claim with ``margin``.
+
+    Directional: *holds* if the interval excludes 0 on the expected side, *fails* if it
+    excludes 0 on the other side. Null (``margin`` given): *holds* if the interval lies inside
+    +-margin, *fails* if it lies entirely outside it.
+    """
+    lo, hi = effect["low"], effect["high"]
+    if not (lo == lo and hi == hi):  # NaN: too few pairs
+        return "inconclusive"
+    if margin is not None:
+        if -margin <= lo and hi <= margin:
+            return "holds"
+        return "fails" if lo > margin or hi < -margin else "inconclusive"
+    if expected_sign * lo > 0 and expected_sign * hi > 0:
+        return "holds"
+    if expected_sign * lo < 0 and expected_sign * hi < 0:
+        return "fails"
+    return "inconclusive"

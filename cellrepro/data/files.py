@@ -83,7 +83,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, array)
+            rgb = array.ndim == 3 and array.shape[-1] in (3, 4)
+            tifffile.imwrite(tmp, array, photometric="rgb" if rgb else "minisblack")  # (Z, H, W) stays a stack
         else:
             import imageio.v3 as iio
 

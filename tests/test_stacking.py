@@ -1,0 +1,168 @@
+"""SBS-Stacking: the HiFST reference map, the domain-transform filter, top-k selection, fusion, bad input."""
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy import ndimage as ndi
+
+from cellrepro.cli import main
+from cellrepro.stacking import StackError, blur_map, check_stack, fuse, sbs_stack, select_slices
+from cellrepro.stacking.blur import gradient_magnitude, prepare, sorted_layers
+from cellrepro.stacking.domain_transform import recursive_filter
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hifst"
+
+
+def camera(size=96):
+    from skimage import data
+
+    return data.camera()[100:100 + size, 150:150 + size].astype(np.float64) / 255
+
+
+@pytest.mark.slow
+def test_blur_map_matches_the_authors_reference():
+    """motion0138.jpg: mean of the un-normalised map 0.1809 and the saved map within 1/255."""
+    image = iio.imread(FIXTURE / "motion0138.jpg")
+    reference = iio.imread(FIXTURE / "motion0138_FinalMap.png").astype(np.float64) / 255
+    result = blur_map(image, gradient="sobel", device="cpu")
+    assert round(float(result.mean()), 4) == 0.1809
+    normalised = (result - result.min()) / (result.max() - result.min())
+    assert np.abs(normalised - reference).max() <= 1 / 255
+
+
+def naive_recursive_filter(img, sigma_s, sigma_r, iterations, joint):
+    """The recursion of Gastal & Oliveira (2011) evaluated pixel by pixel with Python loops."""
+    h, w = img.shape
+    dhdx, dvdy = np.ones((h, w)), np.ones((h, w))
+    for y in range(h):
+        for x in range(1, w):
+            dhdx[y, x] += sigma_s / sigma_r * abs(joint[y, x] - joint[y, x - 1])
+    for y in range(1, h):
+        for x in range(w):
+            dvdy[y, x] += sigma_s / sigma_r * abs(joint[y, x] - joint[y - 1, x])
+    f = img.astype(float).copy()
+    for i in range(iterations):
+        sigma = sigma_s * np.sqrt(3) * 2 ** (iterations - i - 1) / np.sqrt(4 ** iterations - 1)
+        a = np.exp(-np.sqrt(2) / sigma)
+        for y in range(h):  # horizontal: left to right, then right to left
+            for x in range(1, w):
+                f[y, x] += a ** dhdx[y, x] * (f[y, x - 1] - f[y, x])
+            for x in range(w - 2, -1, -1):
+                f[y, x] += a ** dhdx[y, x + 1] * (f[y, x + 1] - f[y, x])
+        for x in range(w):  # vertical: top to bottom, then bottom to top
+            for y in range(1, h):
+                f[y, x] += a ** dvdy[y, x] * (f[y - 1, x] - f[y, x])
+            for y in range(h - 2, -1, -1):
+                f[y, x] += a ** dvdy[y + 1, x] * (f[y + 1, x] - f[y, x])
+    return f
+
+
+def test_domain_transform_matches_its_recursion():
+    rng = np.random.default_rng(0)
+    img, joint = rng.random((9, 13)), rng.random((9, 13))
+    ours = recursive_filter(torch.as_tensor(img), 15.0, 0.25, 3, torch.as_tensor(joint)).numpy()
+    assert np.allclose(ours, naive_recursive_filter(img, 15.0, 0.25, 3, joint), atol=1e-12)
+    flat = recursive_filter(torch.ones(1, 5, 7, dtype=torch.float64), 15.0, 0.25)
+    assert torch.allclose(flat, torch.ones_like(flat))  # a constant image stays constant
+
+
+def test_dct_layers_match_a_direct_evaluation():
+    """Eq. 4 at a few pixels: the smallest high-frequency |DCT| values of the patches around them."""
+    from scipy.fft import dctn
+
+    rng = np.random.default_rng(1)
+    grad = rng.random((20, 24)) * 100
+    layers = sorted_layers(torch.as_tensor(grad)[None, None], scales=(3, 7), stride=1)[0]
+    padded = np.pad(grad, 3)
+    for y, x in ((0, 0), (10, 11), (19, 23)):
+        values = []
+        for m in (3, 7):
+            r = m // 2
+            patch = padded[y + 3 - r:y + 3 + r + 1, x + 3 - r:x + 3 + r + 1]
+            c = np.abs(dctn(patch, norm="ortho"))
+            u, v = np.mgrid[0:m, 0:m]
+            values += list(c[u + v >= m - 1])
+        assert np.allclose(layers[:, y, x].numpy(), np.sort(values)[: 3 + 7 + 1])
+
+
+def test_gradients_and_strides():
+    img = camera(48)
+    grey = prepare(img)
+    sobel = gradient_magnitude(grey, "sobel")[0, 0].numpy()
+    g = grey[0, 0].numpy()
+    sx, sy = ndi.sobel(g, 1, mode="nearest"), ndi.sobel(g, 0, mode="nearest")  # MATLAB imgradient: replicate
+    assert np.allclose(sobel, np.hypot(sx, sy))
+    roberts = gradient_magnitude(grey, "roberts")[0, 0].numpy()
+    assert roberts[5, 5] == pytest.approx(np.hypot(g[5, 5] - g[6, 6], g[5, 6] - g[6, 5]))
+    with pytest.raises(ValueError, match="unknown gradient"):
+        gradient_magnitude(grey, "prewitt")
+    fast = blur_map(img, stride=2, scales=(7, 15))
+    exact = blur_map(img, stride=1, scales=(7, 15))
+    assert fast.shape == exact.shape and np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.8
+
+
+def blurred_stack(sigmas, size=96, noise=0.01, seed=0):
+    img = camera(size)
+    rng = np.random.default_rng(seed)
+    return img, np.stack([(ndi.gaussian_filter(img, s) if s else img) + rng.normal(0, noise, img.shape) for s in sigmas])
+
+
+def test_top_k_picks_the_sharp_slices():
+    sigmas = [3, 2, 0, 0.7, 4, 1.5]
+    _, stack = blurred_stack(sigmas)
+    sel = select_slices(stack, k=2, scales=(7, 15, 31))
+    assert sorted(sel.indices.tolist()) == [2, 3]
+    assert np.argsort(-sel.scores).tolist() == np.argsort(sigmas).tolist()  # ranked by sharpness
+    # the original per-slice normalisation does not compare slices: the sharpest is not first
+    per_slice = select_slices(stack, k=2, scales=(7, 15, 31), normalize="slice")
+    assert per_slice.indices[0] != 2
+
+
+def test_focus_stacking_beats_every_single_slice():
+    img = camera(128)
+    slices = []
+    for q in range(4):  # quadrant q is sharp in slice q only
+        mask = np.zeros(img.shape, bool)
+        mask[(q // 2) * 64:(q // 2 + 1) * 64, (q % 2) * 64:(q % 2 + 1) * 64] = True
+        slices.append(np.where(mask, img, ndi.gaussian_filter(img, 3.0)))
+    slices = np.stack(slices)
+    fused_error = np.mean((fuse(slices) - img) ** 2)
+    assert fused_error < 0.1 * min(np.mean((s - img) ** 2) for s in slices)
+    result = sbs_stack(slices, k=4, scales=(7, 15))
+    assert np.mean((result.image - img) ** 2) < min(np.mean((s - img) ** 2) for s in slices)
+
+
+@pytest.mark.parametrize(
+    "stack, k, match",
+    [
+        (np.zeros((1, 8, 8)), 1, "at least 2 slices"),
+        (np.zeros((3, 8, 8)), 4, "k must be between 1 and the number of slices"),
+        (np.zeros((3, 8, 8)), 0, "k must be between 1"),
+        (np.zeros((8, 8)), 1, r"shape \(Z, H, W\)"),
+        (np.array([[["a"]]] * 2), 1, "numeric"),
+        (np.full((2, 4, 4), np.nan), 1, "NaN"),
+    ],
+)
+def test_bad_input_is_refused(stack, k, match):
+    with pytest.raises(StackError, match=match):
+        check_stack(stack, k)
+
+
+def test_stack_command(tmp_path, capsys):
+    _, stack = blurred_stack([2, 0, 3], size=64)
+    tifffile.imwrite(tmp_path / "z.tif", stack.astype(np.float32), photometric="minisblack")
+    out, scores = tmp_path / "out.tif", tmp_path / "scores.json"
+    assert main(["stack", str(tmp_path / "z.tif"), "--k", "1", "--out", str(out), "--scores", str(scores)]) == 0
+    assert json.loads(scores.read_text())["selected"] == [1] and tifffile.imread(out).shape == (64, 64)
+    (tmp_path / "slices").mkdir()
+    tifffile.imwrite(tmp_path / "slices" / "a.tif", stack[0].astype(np.float32))
+    tifffile.imwrite(tmp_path / "slices" / "b.tif", stack[1, :32].astype(np.float32))
+    assert main(["stack", str(tmp_path / "slices"), "--k", "1", "--out", str(out)]) == 2
+    assert "different shapes" in capsys.readouterr().err
+    assert main(["blurmap", str(tmp_path / "z.tif"), "--out", str(tmp_path / "maps")]) == 0
+    assert (tmp_path / "maps" / "z_blurmap.tif").is_file()
