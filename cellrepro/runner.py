@@ -102,7 +102,7 @@ def run_notebook(
         "profile": profile,
         "parameters": effective,
         "overrides": overrides,
-        "seed": effective.get("seed"),
+        "seed": effective.get("seed", effective.get("seeds")),
         "dataset": _dataset_text(effective),
         "versions": versions(),
         "git": git if git is not None else git_state(project.root),
