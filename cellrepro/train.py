@@ -107,6 +107,15 @@ def ema_update(teacher: nn.Module, student: nn.Module) -> None:
     _unwrap(teacher).update_parameters(_unwrap(student))
 
 
+def _setup(fabric: Any, module: nn.Module) -> nn.Module:
+    """``fabric.setup_module``, marking the module's ``forward_methods`` (e.g. a U-Net's
+    ``encode``/``decode``) so that calling them goes through Fabric's precision and strategy."""
+    wrapped = fabric.setup_module(module)
+    for name in getattr(module, "forward_methods", ()):
+        wrapped.mark_forward_method(name)
+    return wrapped
+
+
 def _unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_original_module", module)
 
@@ -279,7 +288,7 @@ def fit(
     fabric = fabric or make_fabric(device, precision)
     if seed is not None:
         seed_everything(seed)
-    models = {n: fabric.setup_module(m) for n, m in models.items()}
+    models = {n: _setup(fabric, m) for n, m in models.items()}
     optimizers = {n: fabric.setup_optimizers(o) for n, o in optimizers.items()}
     is_loader = isinstance(train_loader, torch.utils.data.DataLoader)
     batches = _Batches(fabric.setup_dataloaders(train_loader) if is_loader else train_loader, fabric, move=not is_loader)

@@ -1,0 +1,1 @@
+"""Semi-supervised training loops: ordinary Python around one step function (see cellrepro.train)."""
