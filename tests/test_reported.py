@@ -19,7 +19,8 @@ INVENTORY = {
                     "5.5": (15, 13.7278), "5.6": (15, 5.0017), "5.7": (36, 1143.2), "5.8": (30, 722.5),
                     "5.9": (18, 698.2), "5.10": (12, 510.5), "5.11": (18, 1145.1)},
     # organoid 4.1-4.2 are the stage settings (lr, batch, epochs, temperature[, block size])
-    "organoid": {"4.1": (4, 100.5001), "4.2": (5, 32.0701), "5.1": (6, 3.039), "5.2a": (12, 6.064), "5.2b": (12, 6.021)},
+    "organoid": {"4.1": (4, 100.5001), "4.2": (5, 32.0701), "5.1": (6, 3.039), "5.2a": (12, 6.064), "5.2b": (12, 6.021),
+                 "Fig. 5.8": (3, 2.121)},  # values quoted in the prose under Fig. 5.8
 }
 
 
@@ -33,7 +34,7 @@ def test_every_table_has_its_values(paper):
 
 
 def test_total_result_cells_match_the_register():
-    results = sum(n for paper in INVENTORY.values() for t, (n, _) in paper.items() if t not in ("4.1", "4.2"))
+    results = sum(n for paper in INVENTORY.values() for t, (n, _) in paper.items() if t not in ("4.1", "4.2", "Fig. 5.8"))
     assert results == 386
 
 

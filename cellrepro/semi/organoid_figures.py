@@ -1,0 +1,128 @@
+"""Figures and the loss toy of the organoid chapter (thesis Figs. 3.3, 3.5, 5.1-5.9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _axes(rows: int, cols: int, size: float = 2.2):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes
+
+
+def augmentation_examples(images: torch.Tensor, n: int = 3, seed: int = 0):
+    """Fig. 3.3: crops and two random augmentation sequences of each (global stage)."""
+    from .augment import global_augment
+
+    torch.manual_seed(seed)
+    fig, axes = _axes(n, 3)
+    for r in range(n):
+        x = images[r:r + 1]
+        for c, (img, title) in enumerate(((x, "crop"), (global_augment(x), "view 1"), (global_augment(x), "view 2"))):
+            axes[r, c].imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_title(title, fontsize=8)
+    return fig
+
+
+def pair_examples(image: torch.Tensor, mask: torch.Tensor, seed: int = 0):
+    """Fig. 3.5 / 3.7: a positive pair (two organoid pixels) and a negative pair (organoid, background)."""
+    rng = np.random.default_rng(seed)
+    m = mask[0].numpy() > 0
+    fg, bg = np.argwhere(m), np.argwhere(~m)
+    fig, axes = _axes(1, 2, 3.0)
+    if len(fg) < 2 or len(bg) < 1:
+        return fig
+    a, p = fg[rng.choice(len(fg), 2, replace=False)]
+    nb = bg[rng.integers(len(bg))]
+    for ax, (other, colour, title) in zip(axes[0], ((p, "lime", "positive pair"), (nb, "red", "negative pair"))):
+        ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.contour(m, levels=[0.5], colors="yellow", linewidths=0.6)
+        ax.plot([a[1], other[1]], [a[0], other[0]], "-o", color=colour, ms=4, lw=1)
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def predictions(images: torch.Tensor, masks: torch.Tensor, probs: dict[str, np.ndarray], index: list[int],
+                true: torch.Tensor | None = None):
+    """Figs. 5.7 / 5.9: test crops, their annotation (and true mask) and each model's prediction."""
+    extra = 1 if true is not None else 0
+    fig, axes = _axes(len(index), 2 + extra + len(probs))
+    for r, i in enumerate(index):
+        cols = [(images[i, 0].numpy(), "image"), (masks[i, 0].numpy(), "annotation")]
+        if true is not None:
+            cols.append((true[i, 0].numpy(), "true mask"))
+        cols += [(p[i] >= 0.5, name) for name, p in probs.items()]
+        for c, (img, title) in enumerate(cols):
+            axes[r, c].imshow(img, cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_title(title, fontsize=8)
+    return fig
+
+
+def curves(histories: dict[str, pd.DataFrame]):
+    """Training and validation losses of each stage against the step."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(histories), figsize=(3.6 * len(histories), 2.8), layout="constrained", squeeze=False)
+    for ax, (name, h) in zip(axes[0], histories.items()):
+        train = [c for c in h.columns if c not in ("step", "epoch", "val_loss") and not c.startswith("lr/")]
+        ax.plot(h["step"], h[train[-1]], lw=1, label=f"train ({train[-1]})")
+        if "val_loss" in h:
+            v = h.dropna(subset=["val_loss"])
+            ax.plot(v["step"], v["val_loss"], "o-", ms=3, label="validation")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def proportion_panels(results: pd.DataFrame, loss: str, vary: str, fixed: str, supervised_mean: float):
+    """Figs. 5.1-5.6: F1 (mean +- per-image SD) against the proportion ``vary`` for each value of ``fixed``."""
+    import matplotlib.pyplot as plt
+
+    sub = results[results["loss"] == loss]
+    levels = sorted(sub[fixed].unique())
+    fig, axes = plt.subplots(1, len(levels), figsize=(2.6 * len(levels), 2.6), layout="constrained", squeeze=False,
+                             sharey=True)
+    for ax, level in zip(axes[0], levels):
+        part = sub[sub[fixed] == level].sort_values(vary)
+        ax.errorbar(part[vary] * 100, part["f1_mean"], yerr=part["f1_sd"], color="C3", marker="o", ms=3, capsize=2)
+        ax.axhline(supervised_mean, color="C0", lw=1)
+        ax.set_title(f"{fixed.split('_')[0]} {level:.0%}", fontsize=8)
+        ax.set_xlabel(f"{vary.split('_')[0]} stage data (%)", fontsize=8)
+    axes[0, 0].set_ylabel("F1")
+    return fig
+
+
+def toy_masks(size: int = 320, radius: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fig. 5.8: a circle, a smaller circle and the circle with random black pixels, the last two
+    with the same number of wrong pixels."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
+    circle = r <= radius
+    smaller = r <= radius - 4
+    wrong = int((circle & ~smaller).sum())
+    holes = circle.copy()
+    inside = np.flatnonzero(smaller)
+    holes.ravel()[np.random.default_rng(seed).choice(inside, wrong, replace=False)] = False
+    return {"circle": circle, "smaller circle": smaller, "circle with black pixels": holes}
+
+
+def toy_losses(masks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """BCE (torch ``BCELoss`` on hard masks, log clamped at -100) and SSIM loss (1 - SSIM) of each
+    mask against the circle, and the number of wrong pixels."""
+    from monai.losses import SSIMLoss
+
+    target = torch.as_tensor(masks["circle"], dtype=torch.float32)[None, None]
+    rows = []
+    for name, m in masks.items():
+        pred = torch.as_tensor(m, dtype=torch.float32)[None, None]
+        rows.append({"image": name, "wrong pixels": int((m != masks["circle"]).sum()),
+                     "BCE": float(torch.nn.BCELoss()(pred, target)),
+                     "SSIM loss": float(SSIMLoss(spatial_dims=2, data_range=1.0)(pred, target))})
+    return pd.DataFrame(rows).set_index("image")
