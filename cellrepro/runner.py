@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from . import CellreproError
 from ._io import atomic_path
@@ -144,7 +144,7 @@ def run_notebook(
     return RunResult(nb_path, record_path, record)
 
 
-def _fail(nb: Notebook, out: Path, record: dict[str, Any], executed: Path, error: BaseException) -> RunResult:
+def _fail(nb: Notebook, out: Path, record: dict[str, Any], executed: Path, error: BaseException) -> NoReturn:
     import nbformat
 
     where = ""

@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 
 
-def _axes(rows: int, cols: int, size: float = 2.2):
+def axes_grid(rows: int, cols: int, size: float = 2.2):
+    """A grid of axes without ticks for image panels (returns figure and axes array)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False, layout="constrained")
@@ -21,7 +22,7 @@ def augmentation_examples(images: torch.Tensor, n: int = 3, seed: int = 0):
     from .augment import global_augment
 
     torch.manual_seed(seed)
-    fig, axes = _axes(n, 3)
+    fig, axes = axes_grid(n, 3)
     for r in range(n):
         x = images[r:r + 1]
         for c, (img, title) in enumerate(((x, "crop"), (global_augment(x), "view 1"), (global_augment(x), "view 2"))):
@@ -35,7 +36,7 @@ def pair_examples(image: torch.Tensor, mask: torch.Tensor, seed: int = 0):
     rng = np.random.default_rng(seed)
     m = mask[0].numpy() > 0
     fg, bg = np.argwhere(m), np.argwhere(~m)
-    fig, axes = _axes(1, 2, 3.0)
+    fig, axes = axes_grid(1, 2, 3.0)
     if len(fg) < 2 or len(bg) < 1:
         return fig
     a, p = fg[rng.choice(len(fg), 2, replace=False)]
@@ -52,7 +53,7 @@ def predictions(images: torch.Tensor, masks: torch.Tensor, probs: dict[str, np.n
                 true: torch.Tensor | None = None):
     """Figs. 5.7 / 5.9: test crops, their annotation (and true mask) and each model's prediction."""
     extra = 1 if true is not None else 0
-    fig, axes = _axes(len(index), 2 + extra + len(probs))
+    fig, axes = axes_grid(len(index), 2 + extra + len(probs))
     for r, i in enumerate(index):
         cols = [(images[i, 0].numpy(), "image"), (masks[i, 0].numpy(), "annotation")]
         if true is not None:
