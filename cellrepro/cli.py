@@ -140,7 +140,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stack_from(path: str) -> "np.ndarray":
+def _stack_from(path: str) -> Any:
     from pathlib import Path
 
     import numpy as np

@@ -131,7 +131,7 @@ def format_summary(s: dict[str, Any]) -> str:
     """The summary as aligned text for the terminal."""
     lines = [f"{s['path']}  ({s['format']})",
              f"  images        {s['n_images']} ({s['n_labeled']} labeled)",
-             f"  sizes         " + ", ".join(f"{k} x{v}" for k, v in s["image_sizes"].items()),
+             "  sizes         " + ", ".join(f"{k} x{v}" for k, v in s["image_sizes"].items()),
              f"  instances     {s['n_instances']} in total"]
     for key, label in (("instances_per_image", "per image"), ("diameter_px", "diameter px"),
                        ("overlap_fraction", "overlap frac")):

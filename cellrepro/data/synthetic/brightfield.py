@@ -59,7 +59,7 @@ def make_field(name: str, rng: np.random.Generator, size: int, overlap: float, c
     shape = (size, size)
     scale = size / 256
     masks, thickness, nuclei = [], np.zeros(shape, np.float32), np.zeros(shape, np.int32)
-    for i in range(int(rng.integers(cells[0], cells[1] + 1))):
+    for _i in range(int(rng.integers(cells[0], cells[1] + 1))):
         radius = rng.uniform(16, 30) * scale
         if masks and rng.random() < overlap:  # over an existing cell, shifted by about one radius
             other = masks[int(rng.integers(len(masks)))]
