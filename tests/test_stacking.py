@@ -15,7 +15,7 @@ from cellrepro.stacking import StackError, blur_map, check_stack, fuse, sbs_stac
 from cellrepro.stacking.blur import gradient_magnitude, prepare, sorted_layers
 from cellrepro.stacking.domain_transform import recursive_filter
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hifst"
+FIXTURE = Path(__file__).parent / "fixtures" / "hifst"
 
 
 def camera(size=96):
