@@ -169,7 +169,7 @@ def cmd_blurmap(args: argparse.Namespace) -> int:
         image = read_image(name)
         if image.dtype.kind not in "uif" or not np.isfinite(image).all():
             raise CellreproError(f"{name}: expected a numeric image without NaN")
-        result = blur_map(image, gradient=args.gradient, stride=args.stride, device=args.device)
+        result = blur_map(image, gradient=args.gradient, stride=args.stride, device=args.device, progress=True)
         out = Path(args.out) / f"{Path(name).stem}_blurmap.tif"
         write_image(out, result.astype(np.float32))
         print(f"{name}: mean {result.mean():.4f} -> {out}")
