@@ -20,7 +20,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     If the body raises, the temporary file is removed and ``path`` is untouched.
-    ``suffix`` keeps an extension some writers insist on (``.ipynb``, ``.tif``).
+    ``suffix`` ends the temporary name, for writers that choose the format by extension
+    (``.tif``, ``.png``, ``.czi``).
 
     Example:
         >>> with atomic_path("out/result.json") as tmp:  # doctest: +SKIP
@@ -28,7 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, default_mode())  # mkstemp makes 0600 files; results are meant to be shared

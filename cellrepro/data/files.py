@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .._io import default_mode
+from .._io import atomic_path, default_mode
 from .types import DataError
 
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi")
@@ -70,7 +70,7 @@ def write_czi(path: str | os.PathLike, image: np.ndarray) -> None:
 
     if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_czi takes a 2-D uint8 or uint16 image, got {image.dtype} {image.shape}")
-    with atomic_file(path, ".czi") as tmp:
+    with atomic_path(path, ".czi") as tmp:
         tmp.unlink()  # pylibCZIrw refuses to overwrite an existing file
         with pyczi.create_czi(str(tmp), exist_ok=True) as doc:
             doc.write(data=np.ascontiguousarray(image), plane={"C": 0, "T": 0, "Z": 0})
@@ -79,7 +79,7 @@ def write_czi(path: str | os.PathLike, image: np.ndarray) -> None:
 def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a TIFF or PNG atomically (the extension decides)."""
     path = Path(path)
-    with atomic_file(path, path.suffix) as tmp:
+    with atomic_path(path, path.suffix) as tmp:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -89,22 +89,6 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
             import imageio.v3 as iio
 
             iio.imwrite(tmp, array, extension=path.suffix.lower())
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Like :func:`cellrepro._io.atomic_path` but keeps the real extension last (libraries check it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    os.chmod(tmp, default_mode())
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
