@@ -1,0 +1,101 @@
+"""The claims list matches the register; verdicts go into run records and come back out of them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cellrepro import CellreproError, report
+from cellrepro.claims import chapter_status, claim_status, claims, inconsistencies, recorded_verdicts
+from cellrepro.record import read_logged
+
+REGISTER = Path(__file__).resolve().parents[1].parent / "shared" / "claims-register.md"
+COUNTS = {"spheroid": 10, "multimodal": 13, "mmcs": 13, "brightfield": 20, "organoid": 11}
+
+
+def test_claim_counts_per_paper_are_the_registers():
+    assert {p: len(claims(p)) for p in COUNTS} == COUNTS
+    ids = [c["id"] for c in claims()]
+    assert len(ids) == len(set(ids)) == 67
+    for paper, n in COUNTS.items():  # ids are <paper>-C1 .. <paper>-Cn, in order
+        assert [c["id"] for c in claims(paper)] == [f"{paper}-C{i}" for i in range(1, n + 1)]
+    assert [i["n"] for i in inconsistencies()] == list(range(1, 22))
+
+
+@pytest.mark.skipif(not REGISTER.is_file(), reason="the claims register is not beside this checkout")
+def test_claim_ids_and_inconsistency_numbers_match_the_register_text():
+    text = REGISTER.read_text(encoding="utf-8")
+    register_ids = re.findall(r"^\| ([a-z]+-C\d+) \|", text, flags=re.M)
+    assert register_ids == [c["id"] for c in claims()]
+    section0 = text.split("## 0.")[1].split("## 1.")[0]
+    numbers = [int(n) for n in re.findall(r"^\| (\d+) \| [a-z]+ \|", section0, flags=re.M)]
+    papers = re.findall(r"^\| \d+ \| ([a-z]+) \|", section0, flags=re.M)
+    assert numbers == [i["n"] for i in inconsistencies()]
+    assert papers == [i["paper"] for i in inconsistencies()]
+
+
+def test_sections_named_in_the_claims_list_exist_in_the_book(repo):
+    labels = {"-".join(Path(f).parts[1:]) for f in repo.toc_files()}
+    for c in claims():
+        assert not c["section"] or c["section"] in labels, c["id"]
+
+
+def test_record_verdict_writes_the_record_and_the_table_never_says_nan(tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("CELLREPRO_METRICS", str(metrics))
+    monkeypatch.setenv("CELLREPRO_PROFILE", "book")
+    monkeypatch.setattr(report, "_SESSION", {})
+    effect = report.paired_effect([0.01, 0.02, 0.03])  # mean 0.02, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248
+    shown = report.record_verdict("organoid-C6", effect, report.verdict(effect), metric="F1", threshold="CI > 0",
+                                  paper_effect=0.008)
+    report.record_verdict("organoid-C9", report.paired_effect([0.01]), "inconclusive", metric="F1")
+    assert shown["shown"] == "inconclusive"
+    logged = read_logged(metrics)
+    entry = logged["verdict/organoid-C6"]
+    assert entry["verdict"] == "inconclusive" and entry["profile"] == "book" and entry["n"] == 3
+    assert entry["low"] == pytest.approx(0.02 - 0.02484, abs=1e-4)
+    assert logged["verdict/organoid-C9"]["low"] is None  # NaN never reaches the JSON
+    html = report.verdict_table()._repr_html_()
+    assert "cellrepro-verdicts" in html and "nan" not in html.lower()
+    assert "no interval: n = 1 &lt; 2 seeds" in html and "[-0.005, +0.045] over 3 seeds" in html
+
+
+def test_smoke_profile_shows_no_verdicts(monkeypatch):
+    monkeypatch.delenv("CELLREPRO_METRICS", raising=False)
+    monkeypatch.setenv("CELLREPRO_PROFILE", "smoke")
+    monkeypatch.setattr(report, "_SESSION", {})
+    out = report.record_verdict("spheroid-C2", 0.9, "holds", metric="median AUC", threshold=0.8)
+    assert out["shown"] == "not judged in the smoke profile"
+    text = report.verdict_table().to_string()
+    assert "not judged in the smoke profile" in text and "holds" not in text
+
+
+def test_record_verdict_refuses_unknown_claims_and_words():
+    with pytest.raises(CellreproError, match=r"unknown claim 'organoid-C99'.*organoid-C11"):
+        report.record_verdict("organoid-C99", 0.1, "holds", metric="F1")
+    with pytest.raises(CellreproError, match="must be one of"):
+        report.record_verdict("organoid-C1", 0.1, "passes", metric="F1")
+
+
+def _record(path: Path, notebook: str, profile: str, verdicts: dict[str, str], started: str = "2026-01-01") -> None:
+    metrics = {f"verdict/{c}": {"claim": c, "verdict": v, "effect": 0.01} for c, v in verdicts.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"notebook": notebook, "profile": profile, "status": "ok", "started": started,
+                                "device": "CPU", "metrics": metrics}))
+
+
+def test_claim_status_reads_records_skips_smoke_and_says_why(tmp_path):
+    _record(tmp_path / "organoid" / "a.record.json", "organoid/a", "book", {"organoid-C1": "holds", "organoid-C2": "fails"})
+    _record(tmp_path / "organoid" / "b.record.json", "organoid/b", "smoke", {"organoid-C3": "holds"})
+    assert set(recorded_verdicts(tmp_path)) == {"organoid-C1", "organoid-C2"}
+    rows = {r["id"]: r for r in claim_status(tmp_path)}
+    assert rows["organoid-C1"]["verdict"]["verdict"] == "holds" and rows["organoid-C1"]["why"] == ""
+    assert "no published verdict" in rows["organoid-C3"]["why"]  # it has a section, judged only in smoke
+    assert "private data" in rows["organoid-C4"]["why"]
+    assert "no chapter section" in rows["organoid-C7"]["why"]
+    assert "public data set" in rows["mmcs-C12"]["why"]
+    assert chapter_status(list(rows.values()), "organoid") == ("partly", 2, 10)
+    assert chapter_status(list(rows.values()), "mmcs")[0] == "not yet"
