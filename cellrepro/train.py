@@ -16,7 +16,14 @@ same loop with more names::
         ctx.optimize({"ce": loss})           # backward, clip, step (every `accumulate` batches)
         return {"ce": loss}
 
-    history = fit({"net": net}, {"net": torch.optim.Adam(net.parameters())}, step, loader, max_steps=1000)
+    loader = TensorLoader(x, y, batch_size=32, shuffle=True)   # batches cut on the device
+    history = fit({"net": net}, {"net": adam(net.parameters(), lr=1e-3)}, step, loader, max_steps=1000)
+    release(net)                                               # back to the CPU, GPU memory freed
+
+Using the hardware: one Fabric per process and setting (:func:`make_fabric`), data resident
+on the device (:class:`TensorLoader`), no host sync per step (values become floats every
+``log_every`` updates, :mod:`cellrepro.trainlog`), fused Adam on CUDA (:func:`adam`),
+optional channels_last, bf16-mixed on GPU with TF32 for the remaining fp32 matrix products.
 
 Multi-GPU and multi-node runs use Fabric's launchers (``torchrun``, SLURM ``srun``) with
 ``devices``/``num_nodes``/``strategy``; the same code runs single-process on a CPU.
@@ -26,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -38,12 +44,19 @@ from tqdm import tqdm
 
 from . import CellreproError
 from . import checkpoint as ckpt
+from .hardware import adam, default_precision, make_fabric, release, resolve_accelerator, unwrap, uses_conv2d
+from .tensorloader import TensorLoader
+from .trainlog import History, NonFiniteLoss, check_finite
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CHANNELS_LAST_ON_CUDA", "NonFiniteLoss", "StepContext", "TensorLoader", "adam", "check_finite",
+           "default_precision", "ema", "ema_update", "evaluate", "fit", "make_fabric", "release",
+           "resolve_accelerator", "seed_everything"]
 
-class NonFiniteLoss(CellreproError, FloatingPointError):
-    """A loss term became NaN or infinite; the message names the step and the term."""
+#: channels_last for conv nets on CUDA when ``fit(channels_last=None)``. Off: not yet measured
+#: to help on this project's U-Nets (run benchmarks/train_precision.py on a GPU, then decide).
+CHANNELS_LAST_ON_CUDA = False
 
 
 def seed_everything(seed: int) -> int:
@@ -55,39 +68,6 @@ def seed_everything(seed: int) -> int:
     from lightning_fabric.utilities.seed import seed_everything as _seed
 
     return _seed(seed, workers=True, verbose=False)
-
-
-def resolve_accelerator(device: str = "auto") -> tuple[str, Any]:
-    """Map ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"`` to Fabric's (accelerator, devices)."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda", 1
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps", 1
-        return "cpu", 1
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise CellreproError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
-    return kind, ([int(index)] if index else 1)
-
-
-def default_precision(accelerator: str) -> str:
-    """bf16-mixed on a GPU that supports it, 32-true elsewhere."""
-    if accelerator == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
-
-
-def make_fabric(device: str = "auto", precision: str | None = None, devices: Any = None,
-                num_nodes: int = 1, strategy: str = "auto"):
-    """A launched :class:`lightning_fabric.Fabric` for ``device`` and ``precision``."""
-    from lightning_fabric import Fabric
-
-    accelerator, default_devices = resolve_accelerator(device)
-    fabric = Fabric(accelerator=accelerator, devices=devices or default_devices, num_nodes=num_nodes,
-                    strategy=strategy, precision=precision or default_precision(accelerator))
-    fabric.launch()
-    return fabric
 
 
 def ema(model: nn.Module, decay: float = 0.999) -> torch.optim.swa_utils.AveragedModel:
@@ -104,7 +84,7 @@ def ema(model: nn.Module, decay: float = 0.999) -> torch.optim.swa_utils.Average
 
 def ema_update(teacher: nn.Module, student: nn.Module) -> None:
     """``teacher <- decay * teacher + (1 - decay) * student`` (Fabric wrappers are looked through)."""
-    _unwrap(teacher).update_parameters(_unwrap(student))
+    unwrap(teacher).update_parameters(unwrap(student))
 
 
 def _setup(fabric: Any, module: nn.Module) -> nn.Module:
@@ -114,10 +94,6 @@ def _setup(fabric: Any, module: nn.Module) -> nn.Module:
     for name in getattr(module, "forward_methods", ()):
         wrapped.mark_forward_method(name)
     return wrapped
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return getattr(module, "_original_module", module)
 
 
 @dataclass
@@ -133,6 +109,7 @@ class StepContext:
     step: int = 0  # optimizer updates done so far
     micro: int = 0  # index of the batch within the current accumulation window
     stepped: set[str] = field(default_factory=set)
+    history: "History | None" = None  # set by fit: non-finite checks are buffered there
 
     @property
     def device(self) -> torch.device:
@@ -143,10 +120,14 @@ class StepContext:
         and step the named optimizers (all when none are named) and their schedulers.
 
         Raises:
-            NonFiniteLoss: a term is NaN or infinite (checked before backward).
+            NonFiniteLoss: a term is NaN or infinite. Checked before backward when ``fit`` logs
+                every update; otherwise at the next flush of the history (see :func:`fit`).
         """
         terms = {"loss": losses} if isinstance(losses, torch.Tensor) else dict(losses)
-        check_finite(terms, self.step + 1)
+        if self.history is not None:
+            self.history.watch(self.step + 1, terms)
+        else:
+            check_finite(terms, self.step + 1)
         names = names or tuple(self.optimizers)
         unknown = [n for n in names if n not in self.optimizers]
         if unknown:
@@ -171,14 +152,6 @@ class StepContext:
                     self.schedulers[n].step()
                 self.stepped.add(n)
         return total
-
-
-def check_finite(values: Mapping[str, Any], step: int) -> None:
-    """Raise :class:`NonFiniteLoss` naming the step and the first non-finite term."""
-    for name, value in values.items():
-        v = float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
-        if not math.isfinite(v):
-            raise NonFiniteLoss(f"training stopped at step {step}: loss term '{name}' is {v}")
 
 
 class _Batches:
@@ -249,6 +222,8 @@ def fit(
     progress: bool = True,
     fabric: Any = None,
     desc: str = "train",
+    log_every: int | None = None,
+    channels_last: bool | None = None,
 ) -> pd.DataFrame:
     """Train for ``max_steps`` optimizer updates and return the history (one row per update).
 
@@ -257,19 +232,30 @@ def fit(
             are placed on the device and checkpointed too.
         optimizers: an optimizer or ``{name: optimizer}``; a single module and optimizer are
             both named ``"model"``. Clipping uses the module of the same name when there is one.
+            :func:`adam` gives a fused Adam on CUDA.
         step_fn: ``step_fn(ctx, batch) -> {name: value}``; calls ``ctx.optimize``.
-        train_loader: a ``DataLoader`` (set up by Fabric: device moves, worker seeding) or any
-            re-iterable of batches; iterated endlessly, epoch after epoch.
+        train_loader: a :class:`TensorLoader` (a copy is moved to the device once and batches
+            are cut there; the caller's stays where it is), a ``DataLoader`` (set up by
+            Fabric: device moves, worker seeding) or any re-iterable of batches; iterated
+            endlessly, epoch after epoch.
         max_steps: optimizer updates; each consumes ``accumulate`` batches.
         schedulers: a scheduler or ``{optimizer name: scheduler}``, stepped after each update.
         eval_fn: ``eval_fn(ctx) -> {metric: value}``, run under ``torch.no_grad`` with models in
             eval mode every ``eval_every`` updates and after the last.
         clip_grad: max gradient norm (None: no clipping).
-        device, precision: see :func:`make_fabric`; ignored when ``fabric`` is given.
+        device, precision: see :func:`make_fabric` (one Fabric per process and setting, reused);
+            ignored when ``fabric`` is given.
         seed: seeds everything first (:func:`seed_everything`).
         checkpoint_dir, checkpoint_every, keep_checkpoints: atomic checkpoints every N updates
             and after the last, keeping the newest few.
         resume: continue from the newest checkpoint in ``checkpoint_dir`` if there is one.
+        log_every: logged values stay on the device and become floats (one host sync) every N
+            updates, at checkpoints and at the end; the progress bar updates its values then.
+            Default: 1 on the CPU (a sync costs nothing there), 50 elsewhere. With N > 1 a NaN
+            or infinite term is found up to N - 1 updates late, after those updates were applied;
+            the error still names the step and term where it first appeared.
+        channels_last: store 2-D conv models and 4-D :class:`TensorLoader` batches as NHWC.
+            None: ``CHANNELS_LAST_ON_CUDA`` for conv nets on CUDA (off until measured), off elsewhere.
 
     Returns:
         DataFrame with ``step``, ``epoch``, the mean of each logged value over the update's
@@ -278,27 +264,33 @@ def fit(
     Raises:
         NonFiniteLoss: a logged or optimized term is NaN/inf (names the step and the term).
     """
-    if max_steps < 1 or accumulate < 1:
-        raise CellreproError(f"max_steps and accumulate must be >= 1 (got {max_steps}, {accumulate})")
+    if max_steps < 1 or accumulate < 1 or (log_every is not None and log_every < 1):
+        raise CellreproError(f"max_steps, accumulate and log_every must be >= 1 (got {max_steps}, {accumulate}, {log_every})")
     if (checkpoint_every or resume) and checkpoint_dir is None:
         raise CellreproError("checkpoint_every and resume need a checkpoint_dir")
     models = _as_dict(models, "model")
     optimizers = _as_dict(optimizers, "model")
     schedulers = _as_dict(schedulers, next(iter(optimizers), "model"))
     fabric = fabric or make_fabric(device, precision)
+    on_cpu = fabric.device.type == "cpu"
     if seed is not None:
         seed_everything(seed)
+    if channels_last is None:
+        channels_last = CHANNELS_LAST_ON_CUDA and fabric.device.type == "cuda" and any(map(uses_conv2d, models.values()))
+    if channels_last:
+        for m in models.values():
+            unwrap(m).to(memory_format=torch.channels_last)
     models = {n: _setup(fabric, m) for n, m in models.items()}
     optimizers = {n: fabric.setup_optimizers(o) for n, o in optimizers.items()}
-    is_loader = isinstance(train_loader, torch.utils.data.DataLoader)
-    batches = _Batches(fabric.setup_dataloaders(train_loader) if is_loader else train_loader, fabric, move=not is_loader)
-    ctx = StepContext(fabric, models, optimizers, schedulers, accumulate, clip_grad)
-    rows: list[dict[str, Any]] = []
+    batches = _Batches(_device_loader(fabric, train_loader, channels_last), fabric,
+                       move=not isinstance(train_loader, (TensorLoader, torch.utils.data.DataLoader)))
+    history = History(log_every or (1 if on_cpu else 50), [])
+    ctx = StepContext(fabric, models, optimizers, schedulers, accumulate, clip_grad, history=history)
     if resume and (state := ckpt.load_latest(checkpoint_dir)) is not None:
         for kind, target in (("models", models), ("optimizers", optimizers), ("schedulers", schedulers)):
             for n, obj in target.items():
                 obj.load_state_dict(state[kind][n])
-        rows = pd.DataFrame(state["history"]).to_dict("records")
+        history.rows = pd.DataFrame(state["history"]).to_dict("records")
         ctx.step = state["step"]
         batches.restore(state["data"])
         ckpt.restore_rng(state["rng"])
@@ -306,7 +298,7 @@ def fit(
 
     def save() -> None:
         state = {"step": ctx.step, "rng": ckpt.capture_rng(), "data": batches.state(),
-                 "history": pd.DataFrame(rows).to_dict("list"),
+                 "history": pd.DataFrame(history.rows).to_dict("list"),
                  **{kind: {n: o.state_dict() for n, o in target.items()}
                     for kind, target in (("models", models), ("optimizers", optimizers), ("schedulers", schedulers))}}
         if fabric.is_global_zero:
@@ -317,7 +309,7 @@ def fit(
         m.train()
     with tqdm(total=max_steps, initial=ctx.step, desc=desc, disable=not progress or not fabric.is_global_zero) as bar:
         while ctx.step < max_steps:
-            logged: dict[str, list[float]] = {}
+            logged: dict[str, list[Any]] = {}
             ctx.stepped = set()
             for ctx.micro in range(accumulate):
                 sync_off = [fabric.no_backward_sync(m, enabled=ctx.micro < accumulate - 1)
@@ -326,23 +318,34 @@ def fit(
                     for cm in sync_off:
                         stack.enter_context(cm)
                     values = step_fn(ctx, batches.next())
-                check_finite(values, ctx.step + 1)
-                for k, v in values.items():
-                    logged.setdefault(k, []).append(float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v))
+                for k, v in history.watch(ctx.step + 1, values).items():
+                    logged.setdefault(k, []).append(v)
             if optimizers and not ctx.stepped:
                 raise CellreproError("the step function returned without calling ctx.optimize(...): nothing was trained")
             ctx.step += 1
-            row: dict[str, Any] = {"step": ctx.step, "epoch": batches.epoch}
-            row.update({k: sum(v) / len(v) for k, v in logged.items()})
-            row.update({f"lr/{n}": o.param_groups[0]["lr"] for n, o in optimizers.items()})
+            tail: dict[str, Any] = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in optimizers.items()}
             if eval_fn is not None and ((eval_every and ctx.step % eval_every == 0) or ctx.step == max_steps):
-                row.update(evaluate(ctx, eval_fn))
-            rows.append(row)
+                tail.update(evaluate(ctx, eval_fn))
+            history.add({"step": ctx.step, "epoch": batches.epoch}, logged, tail)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in logged})
-            if checkpoint_dir is not None and ((checkpoint_every and ctx.step % checkpoint_every == 0) or ctx.step == max_steps):
+            saving = checkpoint_dir is not None and ((checkpoint_every and ctx.step % checkpoint_every == 0)
+                                                     or ctx.step == max_steps)
+            if saving or ctx.step % history.every == 0 or ctx.step == max_steps:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in history.flush(ctx.step).items()})
+            if saving:
                 save()
-    return pd.DataFrame(rows)
+    return pd.DataFrame(history.rows)
+
+
+def _device_loader(fabric: Any, loader: Iterable, channels_last: bool) -> Iterable:
+    """A TensorLoader copied to the device (sharded across processes), a DataLoader set up by
+    Fabric, anything else as it is."""
+    if isinstance(loader, TensorLoader):
+        moved = loader.to(fabric.device, channels_last=channels_last)
+        return moved.shard(fabric.global_rank, fabric.world_size) if fabric.world_size > 1 else moved
+    if isinstance(loader, torch.utils.data.DataLoader):
+        return fabric.setup_dataloaders(loader)
+    return loader
 
 
 def evaluate(ctx: StepContext, eval_fn: Callable[[StepContext], Mapping[str, float]]) -> dict[str, float]:

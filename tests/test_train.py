@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cellrepro import CellreproError
 from cellrepro import checkpoint as ckpt
-from cellrepro.train import NonFiniteLoss, default_precision, ema, ema_update, fit, resolve_accelerator, seed_everything
+from cellrepro.train import (NonFiniteLoss, TensorLoader, adam, default_precision, ema, ema_update, fit, make_fabric,
+                             release, resolve_accelerator, seed_everything)
 
 
 def regression_data(n=64, seed=0):
@@ -202,3 +203,102 @@ def test_device_and_precision_defaults():
     assert resolve_accelerator("cuda:1") == ("cuda", [1])
     assert default_precision("cpu") == "32-true"
     assert seed_everything(5) == 5
+
+
+def tensor_loader(batch_size=8, **kw):
+    return TensorLoader(*regression_data().tensors, batch_size=batch_size, **kw)
+
+
+def test_tensor_loader_batches_cover_each_epoch_once_in_a_new_order():
+    x, y = regression_data().tensors
+    loader = TensorLoader(torch.arange(64), x, y, batch_size=10, shuffle=True)
+    assert len(loader) == 7 and len(TensorLoader(x, batch_size=10, drop_last=True)) == 6
+    torch.manual_seed(0)
+    epochs = [torch.cat([i for i, _, _ in loader]) for _ in range(2)]
+    for order in epochs:  # every sample exactly once
+        assert torch.equal(order.sort().values, torch.arange(64))
+    assert not torch.equal(epochs[0], epochs[1])
+    torch.manual_seed(0)
+    assert torch.equal(torch.cat([i for i, _, _ in loader]), epochs[0])  # order from the global CPU RNG
+    i, xb, yb = next(iter(loader))
+    assert torch.equal(xb, x[i]) and torch.equal(yb, y[i])  # rows stay paired
+
+
+def test_tensor_loader_copies_shards_and_refuses_bad_input():
+    loader = TensorLoader(torch.arange(64), batch_size=4, shuffle=False)
+    assert [b[0].tolist() for b in loader][:2] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    halves = [loader.shard(r, 2) for r in (0, 1)]
+    assert [len(h) for h in halves] == [8, 8] and next(iter(halves[1]))[0].tolist() == [1, 3, 5, 7]
+    torch.manual_seed(0)
+    shuffled = [TensorLoader(torch.arange(64), batch_size=4).shard(r, 2) for r in (0, 1)]
+    seen = []
+    for h in shuffled:
+        torch.manual_seed(0)  # both processes draw the same order; each takes its share
+        seen += [b[0] for b in h]
+    assert torch.equal(torch.cat(seen).sort().values, torch.arange(64))
+    images = TensorLoader(torch.zeros(4, 2, 5, 5), batch_size=2, shuffle=False)
+    moved = images.to("cpu", channels_last=True)
+    assert moved is not images and not images.channels_last
+    assert next(iter(moved))[0].is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(CellreproError, match="share their first dimension"):
+        TensorLoader(torch.zeros(3), torch.zeros(4), batch_size=2)
+    with pytest.raises(CellreproError, match="no full batch"):
+        TensorLoader(torch.zeros(3), batch_size=4, drop_last=True)
+
+
+def test_tensor_loader_trains_like_a_data_loader_and_leaves_the_callers_tensors_alone():
+    net, opt = make(dropout=0.0)
+    loader = tensor_loader()
+    before = loader.tensors[0].clone()
+    hist = fit(net, opt, mse_step, loader, max_steps=150, device="cpu", seed=0, progress=False)
+    assert hist["mse"].iloc[-10:].mean() < 0.05 * hist["mse"].iloc[:5].mean()
+    assert hist["epoch"].iloc[-1] == (150 - 1) // 8
+    assert torch.equal(loader.tensors[0], before)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted_with_a_tensor_loader(tmp_path):
+    def go(folder, step_fn=mse_step, resume=False):
+        net, opt = make()
+        hist = fit(net, opt, step_fn, tensor_loader(batch_size=10, drop_last=True), max_steps=12, seed=7,
+                   device="cpu", checkpoint_dir=folder, checkpoint_every=5, resume=resume, progress=False,
+                   log_every=4)
+        return net, hist
+
+    full_net, full = go(tmp_path / "full")
+
+    def crash_at_9(ctx, batch):
+        if ctx.step == 8:
+            raise KeyboardInterrupt("killed")
+        return mse_step(ctx, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "cut", crash_at_9)
+    net, resumed = go(tmp_path / "cut", resume=True)
+    pd.testing.assert_frame_equal(full, resumed)  # crosses an epoch boundary (6 batches per epoch)
+    for p, q in zip(full_net.state_dict().values(), net.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_buffered_logging_gives_the_same_history_and_names_the_first_bad_step():
+    _, every_step = run()
+    _, every_5 = run(log_every=5)
+    pd.testing.assert_frame_equal(every_step, every_5)
+
+    def nan_from_3(ctx, batch):
+        out = mse_step(ctx, batch)
+        return {**out, "reg": torch.tensor(float("nan") if ctx.step >= 2 else 0.0)}
+
+    with pytest.raises(NonFiniteLoss, match=r"step 3: loss term 'reg' is nan \(found at step 5"):
+        run(step_fn=nan_from_3, log_every=5)
+
+
+def test_one_fabric_per_setting_fused_adam_off_cpu_and_release():
+    assert make_fabric("cpu") is make_fabric("cpu", "32-true")
+    assert make_fabric("cpu", "bf16-mixed") is not make_fabric("cpu")
+    assert adam(nn.Linear(2, 1).parameters(), lr=0.5).defaults["fused"] is None  # no CUDA here
+    net, opt = make()
+    fit(net, opt, mse_step, tensor_loader(), max_steps=2, device="cpu", progress=False)
+    release(net, opt)
+    assert all(p.device.type == "cpu" for p in net.parameters())
+    with pytest.raises(CellreproError, match="takes modules and optimizers"):
+        release("net")
