@@ -22,8 +22,6 @@ Verdicts (one call per claim the notebook judges, then one table of them all)::
 from __future__ import annotations
 
 import functools
-import math
-import os
 from importlib import resources
 from typing import Any, Mapping
 
@@ -31,6 +29,8 @@ import pandas as pd
 
 from . import PAPERS, CellreproError
 from .record import log_metrics
+from .verdicts import (NOT_JUDGED, PROFILE_ENV, VERDICTS, current_profile, effect_text,  # noqa: F401 - the notebooks' API
+                       record_verdict, verdict_rows, verdict_table)
 
 COLUMNS = ["paper", "table", "row", "column", "value", "note"]
 
@@ -106,36 +106,112 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
     return out
 
 
-def use_book_style() -> None:
-    """Matplotlib defaults for the book: compact figures at screen resolution, readable fonts.
+COLUMN_PX = 720  # width of the book's text column in a 1280 px window (sphinx-book-theme), CSS pixels
+BOOK_DPI = 150
 
-    Keeps executed notebooks small (their PNGs are committed) without losing legibility.
+
+def use_book_style() -> None:
+    """Matplotlib defaults for the book: 150 dpi, and fonts that stay >= 8 pt at the rendered size.
+
+    A figure wider than the text column (:data:`COLUMN_PX`) is scaled down to fit, and its
+    fonts with it; at 150 dpi a figure up to 8 inches wide keeps 9 pt text at >= 8 pt on the
+    page (see :func:`rendered_font_pt`). Figure helpers should stay within that width.
     """
     import matplotlib as mpl
 
-    mpl.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72, "font.size": 9, "axes.titlesize": 9,
+    mpl.rcParams.update({"figure.dpi": BOOK_DPI, "savefig.dpi": BOOK_DPI, "figure.figsize": (7.5, 3.6),
+                         "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
+                         "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11,
                          "figure.constrained_layout.use": True})
 
 
-def style(df: pd.DataFrame, digits: int = 3) -> Any:
-    """A Styler of a :func:`compare` table for the book: fixed digits, "not run" for NaN."""
-    fmt = {c: f"{{:.{digits}f}}" for c in ("paper", "this run", "difference") if c in df.columns}
-    caption = f"{df.attrs.get('paper', '')} Table {df.attrs.get('table', '')}: paper vs this run"
-    return df.style.format(fmt, na_rep="not run").set_caption(caption)
+def rendered_font_pt(fig: Any, column_px: int = COLUMN_PX) -> float:
+    """The smallest font of ``fig`` in points as the book shows it (scaled to the text column).
+
+    The PNG is ``width_in * dpi`` pixels and is shown at that many CSS pixels, or scaled down to
+    ``column_px`` if wider; a CSS point is 4/3 CSS pixels.
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig = plt.figure(figsize=(16, 2), dpi=150); _ = fig.text(0.5, 0.5, "x", fontsize=9)
+    >>> round(rendered_font_pt(fig, column_px=720), 2)   # 9 pt * 720 / (16 * 150) * 150 / 96
+    4.22
+    >>> plt.close(fig)
+    """
+    import matplotlib as mpl
+
+    dpi = float(mpl.rcParams["savefig.dpi"]) if mpl.rcParams["savefig.dpi"] != "figure" else fig.dpi
+    width_px = fig.get_figwidth() * dpi
+    scale = min(1.0, column_px / width_px)
+    sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text) if t.get_text().strip() and t.get_visible()]
+    return float(min(sizes, default=float("inf")) * dpi / 96 * scale)
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
-    """Glue a number for the narrative and log it in the run record.
+def glue_figure(name: str, fig: Any) -> None:
+    """Glue a figure for a captioned ``{glue:figure}`` and keep it out of the cell's output.
+
+    The caption, number and alt text live in the markdown beside it::
+
+        ```{glue:figure} fig-zstack
+        :name: fig-data-zstack
+        :alt: Five slices of a synthetic DIC z-stack, top to bottom, with the focused objects outlined.
+
+        **Synthetic z-stack.** Slices 0, 4, 7, 10, 14 ... Stands in for Fig. 3a of the paper.
+        ```
+
+    Sphinx numbers the figure ("Fig. 2") and ``{numref}`fig-data-zstack``` refers to it.
+    """
+    import matplotlib.pyplot as plt
+    from myst_nb import glue as _glue
+
+    _glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = None) -> Any:
+    """A :func:`compare` table (or several concatenated) for the book, whole and rounded as the paper.
+
+    Every row and column is shown (no "..."), numbers get the decimals the paper prints
+    (guessed from its values unless ``digits`` is given), the difference is signed, and a cell
+    this run did not produce reads "not run". Wide tables scroll inside their box.
+
+    Returns:
+        A :class:`cellrepro.tables.Table` (CSS class ``cellrepro-compare``).
+
+    >>> t = style(compare({("Mask R-CNN, R50-FPN", "mask AP50"): 0.91234}, "spheroid", "1"))
+    >>> row = t.frame[(t.frame["row"] == "Mask R-CNN, R50-FPN") & (t.frame["column"] == "mask AP50")].iloc[0]
+    >>> row["paper"], row["this run"], row["difference"]
+    ('0.918', '0.912', '-0.006')
+    """
+    from .tables import Table, fmt_number, paper_decimals
+
+    if digits is None:
+        digits = paper_decimals(df["paper"]) if "paper" in df.columns else 3
+    flat = df.reset_index()
+    flat.columns = ["table" if str(c).startswith("level_") else str(c) for c in flat.columns]
+    for col in ("paper", "this run"):
+        if col in flat.columns:
+            flat[col] = [fmt_number(v, digits) if v == v else "not run" for v in flat[col]]
+    if "difference" in flat.columns:
+        flat["difference"] = [fmt_number(v, digits, signed=True) for v in flat["difference"]]
+    if caption is None and df.attrs.get("paper"):
+        caption = f"{df.attrs['paper']} Table {df.attrs.get('table', '')}: the paper's values beside this run's"
+    return Table(flat, caption=caption, kind="compare")
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Glue a number for the narrative and log it in the run record; nothing shows in the cell.
 
     NumPy and torch scalars are converted to Python floats or ints first: MyST-NB's glue
-    formatting (``{glue:text}`name:.3f```) fails on NumPy 2 scalars.
+    formatting (``{glue:text}`name:.3f```) fails on NumPy 2 scalars. Returns None, so a glue
+    call as a cell's last line leaves no stray output box ("12") on the page.
     """
     from myst_nb import glue as _glue
 
     plain = value.item() if hasattr(value, "item") else value
     log_metrics(**{name: plain})
     _glue(name, plain, display=display)
-    return plain
 
 
 def paired_effect(deltas: Any, confidence: float = 0.95) -> dict[str, float]:
@@ -176,167 +252,3 @@ def verdict(effect: dict[str, float], expected_sign: int = 1, margin: float | No
     if expected_sign * lo < 0 and expected_sign * hi < 0:
         return "fails"
     return "inconclusive"
-
-
-# --- verdicts -------------------------------------------------------------------------------
-
-PROFILE_ENV = "CELLREPRO_PROFILE"  # set by the runner to the profile a notebook executes in
-VERDICTS = ("holds", "fails", "inconclusive", "shape holds, optimum shifted")
-NOT_JUDGED = "not judged in the smoke profile"
-_SESSION: dict[str, dict[str, Any]] = {}  # this kernel's verdicts, in the order recorded
-
-
-def current_profile() -> str | None:
-    """The profile the notebook runs in (``$CELLREPRO_PROFILE``), None outside ``cellrepro run``."""
-    return os.environ.get(PROFILE_ENV) or None
-
-
-def _number(value: Any) -> float | int | None:
-    """A JSON-safe number: NumPy/torch scalars to Python, NaN to None."""
-    if value is None:
-        return None
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def record_verdict(claim: str, effect: Mapping[str, Any] | float | None, verdict: str, *, metric: str,
-                   threshold: str | float | None = None, paper_effect: float | str | None = None,
-                   over: str = "seeds", digits: int = 3, note: str = "") -> dict[str, Any]:
-    """Record this run's verdict on one claim of the claims register, for the book's claims page.
-
-    Call it once per claim the notebook judges (a later call for the same claim replaces the
-    earlier one), then show them all with :func:`verdict_table`. The verdict is stored in the
-    run record under the metric key ``verdict/<claim>`` through
-    :func:`cellrepro.record.log_metrics`; the book's "Claims and verdicts" page and each
-    chapter's status line are generated from those records. It is also glued (not shown) as
-    ``verdict-<claim>`` for the narrative: ``{glue:text}`verdict-organoid-C3```.
-
-    In the ``smoke`` profile (``$CELLREPRO_PROFILE`` set by the runner) the entry is still
-    recorded, marked ``profile: smoke``, but every display says "not judged in the smoke
-    profile" and the claims page ignores it: smoke numbers only prove that the code runs.
-
-    Args:
-        claim: a claim id of the register, e.g. ``"organoid-C3"`` (see :func:`cellrepro.claims.claims`).
-        effect: the effect this run measured: the dict of :func:`paired_effect` (``mean``, ``low``,
-            ``high``, ``n``), a plain number for a statistic without an interval (a median AUC,
-            a deterministic toy), or None where the verdict rests on no single number.
-        verdict: ``"holds"``, ``"fails"``, ``"inconclusive"`` or ``"shape holds, optimum shifted"``
-            (e.g. from :func:`verdict`), decided by the register's rule, fixed before running.
-        metric: what the effect measures, with its unit and units of analysis, e.g.
-            ``"F1, pre-trained - supervised (test images)"``.
-        threshold: the rule that decides the verdict, e.g. ``"CI > 0"``, ``"|CI| within ±0.01"``,
-            or the number the effect must clear.
-        paper_effect: the paper's own effect for the same comparison (number or short text).
-        over: the independent units of the interval (``"seeds"``, ``"images"``, ``"stacks"``).
-        digits: decimals to show (match what the paper reports).
-        note: anything a reader needs to weigh the verdict (a deviation, a confound).
-
-    Returns:
-        The stored entry (``claim``, ``verdict``, ``metric``, ``effect``, ``low``, ``high``, ``n``,
-        ``over``, ``threshold``, ``paper_effect``, ``digits``, ``note``, ``profile``) plus ``shown``:
-        the verdict, or "not judged in the smoke profile".
-
-    Raises:
-        CellreproError: an unknown claim id or verdict word.
-
-    Example:
-        >>> e = record_verdict("spheroid-C1", {"mean": 0.01, "low": 0.004, "high": 0.016, "n": 3},
-        ...                    "holds", metric="SSIM to the truth, SBS(k=8) - all slices")
-        >>> e["verdict"], e["effect"], e["n"]
-        ('holds', 0.01, 3)
-    """
-    from .claims import VERDICT_KEY
-    from .claims import claim as find_claim
-
-    find_claim(claim)  # refuses an unknown id with the paper's ids listed
-    if verdict not in VERDICTS:
-        raise CellreproError(f"verdict for {claim} must be one of {', '.join(VERDICTS)}; got {verdict!r}")
-    if isinstance(effect, Mapping):
-        mean, low, high, n = (effect.get(k) for k in ("mean", "low", "high", "n"))
-    else:
-        mean, low, high, n = effect, None, None, None
-    profile = current_profile()
-    entry = {"claim": claim, "verdict": verdict, "metric": metric, "effect": _number(mean), "low": _number(low),
-             "high": _number(high), "n": _number(n), "over": over, "threshold": _number(threshold),
-             "paper_effect": _number(paper_effect), "digits": int(digits), "note": note, "profile": profile}
-    log_metrics(**{VERDICT_KEY + claim: entry})
-    shown = NOT_JUDGED if profile == "smoke" else verdict
-    _SESSION[claim] = entry
-    try:
-        from myst_nb import glue as _glue
-
-        _glue(f"verdict-{claim}", shown, display=False)
-    except ImportError:  # outside a notebook toolchain: nothing to glue into
-        pass
-    return {**entry, "shown": shown}
-
-
-def effect_text(entry: Mapping[str, Any]) -> tuple[str, str]:
-    """``(effect, interval)`` of a verdict entry as text; never "nan".
-
-    >>> effect_text({"effect": 0.0123, "low": None, "high": None, "n": 1, "over": "seeds", "digits": 3})
-    ('+0.012', 'no interval: n = 1 < 2 seeds')
-    >>> effect_text({"effect": 0.77, "low": None, "high": None, "n": None, "digits": 2})
-    ('0.77', 'no interval: a single statistic')
-    """
-    from .tables import fmt_interval, fmt_number
-
-    digits = int(entry.get("digits") or 3)
-    low, high = entry.get("low"), entry.get("high")
-    single = low is None and high is None and entry.get("n") is None
-    effect = fmt_number(entry.get("effect"), digits, signed=not single)
-    if single:
-        interval = "no interval: a single statistic" if entry.get("effect") is not None else "no interval: no single effect"
-    else:
-        interval = fmt_interval(float("nan") if low is None else low, float("nan") if high is None else high,
-                                n=entry.get("n"), digits=digits, over=entry.get("over") or "seeds")
-    return effect, interval
-
-
-def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.DataFrame:
-    """The verdict table's cells as strings (the claims page uses the same columns)."""
-    from .claims import claim as find_claim
-    from .tables import fmt_number
-
-    rows = []
-    for e in entries:
-        effect, interval = effect_text(e)
-        paper = e.get("paper_effect")
-        paper_text = fmt_number(paper, int(e.get("digits") or 3), signed=True) if isinstance(paper, (int, float)) else (paper or "—")
-        n = e.get("n")
-        rows.append({
-            "claim": f"{e['claim']}: {find_claim(e['claim'])['claim']}",
-            "metric": e.get("metric") or "—",
-            "paper": paper_text,
-            "this run": effect,
-            "95% interval": interval + (f" over {n} {e.get('over') or 'seeds'}" if n and not interval.startswith("no") else ""),
-            "rule": fmt_number(e.get("threshold"), int(e.get("digits") or 3)) if e.get("threshold") is not None else "—",
-            "verdict": NOT_JUDGED if smoke or e.get("profile") == "smoke" else e["verdict"],
-            "note": e.get("note") or "",
-        })
-    return pd.DataFrame(rows, columns=["claim", "metric", "paper", "this run", "95% interval", "rule", "verdict", "note"])
-
-
-def verdict_table(claims: list[str] | None = None, caption: str | None = None) -> Any:
-    """All verdicts this notebook recorded with :func:`record_verdict` (or the listed claims), whole.
-
-    Make it the last expression of a cell. Every row shows the claim, the metric, the paper's
-    effect, this run's effect with its 95% interval (or why there is none), the rule and the
-    verdict; in the smoke profile the verdict column reads "not judged in the smoke profile".
-
-    Returns:
-        A :class:`cellrepro.tables.Table` (HTML with CSS class ``cellrepro-verdicts``).
-    """
-    from .tables import Table
-
-    wanted = list(_SESSION) if claims is None else list(claims)
-    missing = [c for c in wanted if c not in _SESSION]
-    if missing:
-        raise CellreproError(f"no verdict recorded in this notebook for: {', '.join(missing)}")
-    smoke = current_profile() == "smoke"
-    frame = verdict_rows([_SESSION[c] for c in wanted], smoke=smoke)
-    if caption is None:
-        caption = "Verdicts of this run" + (" (smoke profile: the numbers only show that the code runs)" if smoke else "")
-    return Table(frame, caption=caption, kind="verdicts")

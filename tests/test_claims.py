@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cellrepro import CellreproError, report
+from cellrepro import CellreproError, report, verdicts
 from cellrepro.claims import chapter_status, claim_status, claims, inconsistencies, recorded_verdicts
 from cellrepro.record import read_logged
 
@@ -47,7 +47,7 @@ def test_record_verdict_writes_the_record_and_the_table_never_says_nan(tmp_path,
     metrics = tmp_path / "metrics.jsonl"
     monkeypatch.setenv("CELLREPRO_METRICS", str(metrics))
     monkeypatch.setenv("CELLREPRO_PROFILE", "book")
-    monkeypatch.setattr(report, "_SESSION", {})
+    monkeypatch.setattr(verdicts, "_SESSION", {})
     effect = report.paired_effect([0.01, 0.02, 0.03])  # mean 0.02, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248
     shown = report.record_verdict("organoid-C6", effect, report.verdict(effect), metric="F1", threshold="CI > 0",
                                   paper_effect=0.008)
@@ -66,7 +66,7 @@ def test_record_verdict_writes_the_record_and_the_table_never_says_nan(tmp_path,
 def test_smoke_profile_shows_no_verdicts(monkeypatch):
     monkeypatch.delenv("CELLREPRO_METRICS", raising=False)
     monkeypatch.setenv("CELLREPRO_PROFILE", "smoke")
-    monkeypatch.setattr(report, "_SESSION", {})
+    monkeypatch.setattr(verdicts, "_SESSION", {})
     out = report.record_verdict("spheroid-C2", 0.9, "holds", metric="median AUC", threshold=0.8)
     assert out["shown"] == "not judged in the smoke profile"
     text = report.verdict_table().to_string()
