@@ -7,6 +7,7 @@
     cellrepro data make organoid --out /tmp/organoids --n 4
     cellrepro data show /tmp/organoids --json
     cellrepro eval --gt labels/ --pred predictions/ --out scores.csv
+    cellrepro sweep organoid/pipeline --grid epochs=5,10 --seeds 0,1,2 --profile smoke --collect
 
 Errors a user can act on print one message and exit with status 2 (a failing notebook: 1).
 """
@@ -272,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="default: detected from the layout")
     p.add_argument("--json", action="store_true", help="print JSON (with n_images and n_instances)")
     p.set_defaults(func=cmd_data_show)
+    from .sweep.command import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)
     return parser
 
 
@@ -279,8 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     from .data.types import DataError
     from .runner import NotebookFailed
     from .stacking import StackError
+    from .sweep.command import split_passthrough
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv, passthrough = split_passthrough(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
+    if passthrough and args.command != "sweep":
+        parser.error(f"arguments after '--' are for `cellrepro sweep` (Snakemake's), not `{args.command}`")
+    args.snakemake_args = passthrough
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
