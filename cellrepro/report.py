@@ -200,6 +200,29 @@ def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = Non
     return Table(flat, caption=caption, kind="compare")
 
 
+def table(frame: pd.DataFrame, digits: int | Mapping[str, int] = 3, caption: str | None = None,
+          index: bool = True) -> Any:
+    """Any results frame for the book, whole: floats rounded to ``digits`` (per column if a dict),
+    whole numbers without decimals ("12", not "12.0"), missing cells as an em dash, wide tables
+    scrolling in their box.
+
+    >>> table(pd.DataFrame({"n": [3.0], "mean": [0.12345]}), digits=3).to_string().split()
+    ['n', 'mean', '0', '3', '0.123']
+    """
+    from .tables import Table, fmt_number
+
+    def cell(v: Any, d: int) -> Any:
+        if isinstance(v, float) and v == v and v.is_integer():
+            return f"{v:.0f}"
+        return fmt_number(v, d) if isinstance(v, float) else v
+
+    out = frame.copy()
+    for col in out.columns:
+        d = digits.get(str(col), 3) if isinstance(digits, Mapping) else digits
+        out[col] = [cell(v.item() if hasattr(v, "item") else v, d) for v in out[col]]
+    return Table(out, caption=caption, kind="results", index=index)
+
+
 def glue(name: str, value: Any, display: bool = False) -> None:
     """Glue a number for the narrative and log it in the run record; nothing shows in the cell.
 

@@ -9,6 +9,8 @@ from cellrepro import CellreproError
 from cellrepro.book import build_book, staging_root
 from cellrepro.project import Project
 
+from book_html import problems
+
 pytestmark = pytest.mark.slow
 
 
@@ -58,6 +60,8 @@ def test_real_book_builds_from_committed_notebooks(repo, tmp_path):
     html = build_book(_copy_of(repo, tmp_path), execute=False)
     for entry in repo.toc_files():
         assert (html / f"{entry}.html").is_file(), entry
+    assert problems(html, repo.toc_files()) == []  # cite blocks, math, captions, no nan in verdicts
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()  # math renders offline
 
 
 def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
@@ -68,3 +72,4 @@ def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
         page = (html / "book" / f"{nb.key}.html").read_text()
         assert "cellrepro-banner" in page, nb.key
     assert (html / "book" / "intro.html").is_file()
+    assert problems(html, repo.toc_files()) == []

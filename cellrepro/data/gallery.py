@@ -28,10 +28,14 @@ def _overlay(ax, image, labels, cmap="gray", color=(1.0, 0.2, 0.2)):
     ax.imshow(edge)
 
 
-def _figure(rows: int, cols: int, size: float = 2.6):
+WIDTH_IN = 8.0  # at 150 dpi the book shows 8 inches across its text column with 9 pt text >= 8 pt
+
+
+def _figure(rows: int, cols: int, size: float | None = None):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False, layout="constrained")
+    size = min(size or 2.6, WIDTH_IN / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.1), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.set_axis_off()
     return fig, axes
@@ -41,20 +45,22 @@ def zstack_figure(sample: ZStack, slices: Sequence[int] | None = None):
     """Slices from bottom to top, the all-in-focus truth, and the labels coloured by class."""
     z = sample.stack.shape[0]
     slices = list(slices) if slices is not None else sorted({0, z // 4, z // 2, 3 * z // 4, z - 1})
-    extra = 2 if sample.in_focus is not None else 1
-    fig, axes = _figure(1, len(slices) + extra)
-    for ax, k in zip(axes[0], slices):
+    panels = len(slices) + (2 if sample.in_focus is not None else 1)
+    cols = 4
+    fig, axes = _figure(-(-panels // cols), cols)
+    flat = axes.ravel()
+    for ax, k in zip(flat, slices):
         ax.imshow(sample.stack[k], cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"slice {k}")
     if sample.in_focus is not None:
-        axes[0, len(slices)].imshow(sample.in_focus, cmap="gray", vmin=0, vmax=1)
-        axes[0, len(slices)].set_title("all-in-focus truth")
+        flat[len(slices)].imshow(sample.in_focus, cmap="gray", vmin=0, vmax=1)
+        flat[len(slices)].set_title("all-in-focus truth")
     if sample.labels is not None:
         classes = np.zeros(sample.labels.shape, int)
         for i, c in sample.classes.items():
             classes[sample.labels == i] = c
-        axes[0, -1].imshow(classes, cmap="viridis", vmin=0, vmax=3, interpolation="nearest")
-        axes[0, -1].set_title("core / invasive / cells")
+        flat[panels - 1].imshow(classes, cmap="viridis", vmin=0, vmax=3, interpolation="nearest")
+        flat[panels - 1].set_title("core / invasive / cells")
     return fig
 
 
@@ -64,15 +70,17 @@ def cells_figure(items: Sequence[CellImage], per_modality: int = 2):
     for m in MODALITIES:
         chosen += [it for it in items if it.modality == m][:per_modality]
     chosen = chosen or list(items)[: 4 * per_modality]
-    fig, axes = _figure(2, len(chosen))
-    for k, it in enumerate(chosen):
+    cols = min(4, len(chosen))
+    fig, axes = _figure(2 * -(-len(chosen) // cols), cols)
+    for k, it in enumerate(chosen):  # each image above its nucleus channel, four per row
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
         if it.labels is not None:
-            _overlay(axes[0, k], it.image, it.labels, color=(1.0, 1.0, 0.0))
+            _overlay(top, it.image, it.labels, color=(1.0, 1.0, 0.0))
         else:
-            axes[0, k].imshow(it.image)
-        axes[0, k].set_title(f"{it.modality or it.name}\n~{it.diameter:.0f} px", fontsize=9)
-        axes[1, k].imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
-        axes[1, k].set_title("nucleus channel" if it.nucleus.any() else "(zeros)", fontsize=9)
+            top.imshow(it.image)
+        top.set_title(f"{it.modality or it.name}, ~{it.diameter:.0f} px", fontsize=9)
+        bottom.imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
+        bottom.set_title("its nucleus channel" if it.nucleus.any() else "nucleus channel: zeros", fontsize=9)
     return fig
 
 
@@ -99,7 +107,7 @@ def field_figure(field: Field):
 
 def organoid_figure(item: OrganoidImage):
     """The image, its true mask, and the annotation with the organoids it leaves out marked."""
-    fig, axes = _figure(1, 3, size=3.6)
+    fig, axes = _figure(1, 3)
     axes[0, 0].imshow(item.image, cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("image")
     if item.true_mask is not None:

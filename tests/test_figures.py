@@ -1,0 +1,50 @@
+"""Book figures are legible: 150 dpi, and no text under 8 pt at the size the book shows them."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from cellrepro import data, report  # noqa: E402
+from cellrepro.data import gallery  # noqa: E402
+from cellrepro.stacking.figures import figure3, k_curves  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def book_style():
+    with matplotlib.rc_context():
+        report.use_book_style()
+        yield
+    plt.close("all")
+
+
+def test_book_style_is_150_dpi():
+    assert matplotlib.rcParams["figure.dpi"] >= 150 and matplotlib.rcParams["savefig.dpi"] >= 150
+
+
+def test_rendered_font_known_answer():
+    fig = plt.figure(figsize=(4, 2))
+    fig.text(0, 0, "a", fontsize=8)
+    assert report.rendered_font_pt(fig) == pytest.approx(8 * 150 / 96)  # 600 px < the column: shown 1:1
+    fig.set_figwidth(9.6)  # 1440 px shown at 720: half size
+    assert report.rendered_font_pt(fig) == pytest.approx(8 * 150 / 96 / 2)
+
+
+def test_gallery_and_stacking_figures_keep_fonts_of_8_pt():
+    stacks = data.load("dic-spheroid", n=1, size=64, seed=0)
+    cells, _ = data.load("multimodal", n_labeled=8, n_unlabeled=0, size=64, seed=0)
+    fields, _ = data.load("brightfield-overlap", n=1, n_pool=0, size=64, seed=0)
+    organoids = data.load("organoid", n=1, size=128, seed=0)
+    stack = stacks[0].stack
+    sweeps = pd.DataFrame({"k": [1, 2, 3] * 2, "ssim": np.linspace(0, 1, 6), "psnr": np.arange(6.0),
+                           "focus": np.ones(6), "stack": [0] * 3 + [1] * 3})
+    figs = {"zstack": gallery.zstack_figure(stacks[0]), "cells": gallery.cells_figure(cells),
+            "field": gallery.field_figure(fields[0]), "organoid": gallery.organoid_figure(organoids[0]),
+            "figure3": figure3(stack, stack, stack.mean((1, 2)), stack[0], stack[1]),
+            "k_curves": k_curves(sweeps, k_paper=2)}
+    for name, fig in figs.items():
+        assert report.rendered_font_pt(fig) >= 8, name
