@@ -23,6 +23,14 @@ from typing import Any, Callable
 from . import PAPERS, CellreproError, __version__
 from .project import PROFILES, Project
 
+# Choices spelled out here so that `cellrepro --help` imports neither torch nor scipy (it stays
+# under a second); tests/test_cli.py checks each against the module that owns it.
+GRADIENTS = ("sobel", "roberts")  # cellrepro.stacking.GRADIENTS
+EVAL_MODES = ("cellseg", "plain")  # cellrepro.metrics.MODES
+EVAL_FORMATS = ("cellseg", "cellpose", "coco")  # cellrepro.metrics.folders.FORMATS
+DATA_FAMILIES = ("dic-spheroid", "multimodal", "brightfield-overlap", "organoid")  # cellrepro.data.FAMILIES
+DATA_FORMATS = ("cellseg", "cellpose", "livecell", "zstack", "organoid", "fields")  # cellrepro.data.summary.FORMATS
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -85,8 +93,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  executed notebook: {result.notebook}")
     print(f"  run record:        {result.record_path}")
     for key, value in rec.get("metrics", {}).items():
-        print(f"  {key} = {value}")
+        print(f"  {key} = {_show(value)}")
     return 0
+
+
+def _show(value: Any) -> str:
+    """A logged metric for the terminal: floats to 4 decimals, a verdict entry in one line."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict) and "verdict" in value:
+        from .verdicts import effect_text
+
+        effect, interval = effect_text(value)
+        return f"{value['verdict']} ({value.get('metric') or 'effect'} {effect}, {interval}; profile {value.get('profile')})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
 
 
 def cmd_book(args: argparse.Namespace) -> int:
@@ -147,6 +169,7 @@ def _stack_from(path: str) -> Any:
     import numpy as np
 
     from .data.files import list_images, read_image
+    from .stacking import grey_stack
 
     p = Path(path)
     if p.is_dir():
@@ -154,8 +177,8 @@ def _stack_from(path: str) -> Any:
         shapes = {s.shape for s in slices}
         if len(shapes) > 1:
             raise CellreproError(f"{p}: slices of different shapes {sorted(shapes)}")
-        return np.stack(slices)
-    return read_image(p)
+        return grey_stack(np.stack(slices), name=str(p))
+    return grey_stack(read_image(p), name=str(p))
 
 
 def cmd_blurmap(args: argparse.Namespace) -> int:
@@ -223,8 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
     p.set_defaults(func=cmd_book)
 
-    GRADIENTS = ("sobel", "roberts")  # cellrepro.stacking.GRADIENTS, without importing torch for --help
-
     p = sub.add_parser("blurmap", help="HiFST blur maps of images (higher = sharper)")
     p.add_argument("images", nargs="+", help="image files (grey or RGB)")
     p.add_argument("--out", required=True, help="folder for <stem>_blurmap.tif")
@@ -234,43 +255,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_blurmap)
 
     p = sub.add_parser("stack", help="SBS-Stacking: focus-stack the k most in-focus slices of a z-stack")
-    p.add_argument("zstack", help="multi-page TIFF (Z, H, W) or a folder of slice images")
+    p.add_argument("zstack", help="multi-page TIFF (Z, H, W) or a folder of slice images; colour slices become grey")
     p.add_argument("--k", type=int, required=True, help="slices to keep (the paper uses 8 of 15)")
     p.add_argument("--out", required=True, help="output image (.tif)")
     p.add_argument("--scores", help="write the per-slice scores and the selection as JSON")
-    p.add_argument("--gradient", choices=GRADIENTS, default="sobel")
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--device")
+    p.add_argument("--gradient", choices=GRADIENTS, default="sobel", help="sobel (HiFST) or roberts (spheroid paper)")
+    p.add_argument("--stride", type=int, default=1, help="evaluate the blur map at every N-th pixel (1 = exact)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_stack)
-
-    from .metrics import MODES
-    from .metrics.folders import FORMATS as EVAL_FORMATS
 
     p = sub.add_parser("eval", help="score a folder of predicted instances against ground truth")
     p.add_argument("--gt", required=True, help="ground-truth folder (or COCO JSON)")
     p.add_argument("--pred", required=True, help="prediction folder (or COCO results JSON)")
-    p.add_argument("--format", choices=EVAL_FORMATS, default="cellseg")
+    p.add_argument("--format", choices=EVAL_FORMATS, default="cellseg",
+                   help="layout of both folders: NeurIPS-CellSeg, Cellpose or COCO JSON (default cellseg)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU a match needs (default 0.5)")
-    p.add_argument("--mode", choices=MODES, help="cellseg: the challenge's official evaluation (default for "
+    p.add_argument("--mode", choices=EVAL_MODES, help="cellseg: the challenge's official evaluation (default for "
                    "--format cellseg); plain: no frame removal, rounding or tiling (default otherwise)")
     p.add_argument("--out", help="write the per-image table (.csv) or table and summary (.json)")
     p.set_defaults(func=cmd_eval)
 
-    from .data import FAMILIES
-    from .data.summary import FORMATS
-
     data = sub.add_parser("data", help="make synthetic data sets, summarise any data set").add_subparsers(
         dest="data_command", required=True)
     p = data.add_parser("make", help="write a synthetic set in its family's real on-disk format")
-    p.add_argument("family", choices=list(FAMILIES))
+    p.add_argument("family", choices=DATA_FAMILIES, help="which synthetic family to generate")
     p.add_argument("--out", required=True, help="output folder (replaced atomically if it exists)")
     p.add_argument("--n", type=int, help="number of images/stacks/fields (default: the book-profile size)")
     p.add_argument("--size", type=int, help="image side in pixels (organoid: width; height is 3/4 of it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0); the same seed gives the same set")
     p.set_defaults(func=cmd_data_make)
     p = data.add_parser("show", help="summarise a data set in any supported format, synthetic or real")
     p.add_argument("path", help="data folder (or a COCO .json for LIVECell)")
-    p.add_argument("--format", choices=FORMATS, help="default: detected from the layout")
+    p.add_argument("--format", choices=DATA_FORMATS, help="default: detected from the layout")
     p.add_argument("--json", action="store_true", help="print JSON (with n_images and n_instances)")
     p.set_defaults(func=cmd_data_show)
     from .sweep.command import add_parsers as add_sweep_parsers
@@ -280,9 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data.types import DataError
-    from .runner import NotebookFailed
-    from .stacking import StackError
     from .sweep.command import split_passthrough
 
     parser = build_parser()
@@ -292,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"arguments after '--' are for `cellrepro sweep` (Snakemake's), not `{args.command}`")
     args.snakemake_args = passthrough
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .data.types import DataError  # after parsing: `--help` must not import torch or papermill
+    from .runner import NotebookFailed
+    from .stacking import StackError
+
     try:
         return args.func(args)
     except NotebookFailed as err:

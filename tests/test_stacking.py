@@ -166,3 +166,21 @@ def test_stack_command(tmp_path, capsys):
     assert "different shapes" in capsys.readouterr().err
     assert main(["blurmap", str(tmp_path / "z.tif"), "--out", str(tmp_path / "maps")]) == 0
     assert (tmp_path / "maps" / "z_blurmap.tif").is_file()
+
+
+def test_stack_command_converts_colour_slices_and_refuses_one_colour_image(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    _, stack = blurred_stack([2, 0, 3], size=64)
+    rgb = (np.repeat(stack[..., None], 3, axis=-1) / stack.max() * 255).astype(np.uint8)
+    (tmp_path / "rgb").mkdir()
+    for z, s in enumerate(rgb):
+        iio.imwrite(tmp_path / "rgb" / f"z{z}.png", s)
+    out = tmp_path / "out.tif"
+    assert main(["stack", str(tmp_path / "rgb"), "--k", "1", "--out", str(out)]) == 0
+    assert tifffile.imread(out).shape == (64, 64)  # grey slices, stacked; the sharpest (z1) is kept
+    assert "kept slices [1]" in capsys.readouterr().out
+    iio.imwrite(tmp_path / "one.png", rgb[1])
+    assert main(["stack", str(tmp_path / "one.png"), "--k", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "one colour image of 64 x 64 pixels" in err and "Traceback" not in err

@@ -16,7 +16,7 @@ import numpy as np
 
 from .blur import GRADIENTS, SCALES, blur_map
 from .fuse import align, focus_stack, fuse
-from .select import Selection, StackError, check_stack, select_slices, slice_scores
+from .select import Selection, StackError, check_stack, grey_stack, select_slices, slice_scores
 
 
 @dataclass
@@ -44,4 +44,4 @@ def sbs_stack(stack: np.ndarray, k: int = 8, align_slices: bool = True, **blur_k
 
 
 __all__ = ["GRADIENTS", "SBSResult", "SCALES", "Selection", "StackError", "align", "blur_map", "check_stack",
-           "focus_stack", "fuse", "sbs_stack", "select_slices", "slice_scores"]
+           "focus_stack", "fuse", "grey_stack", "sbs_stack", "select_slices", "slice_scores"]

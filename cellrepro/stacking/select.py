@@ -34,6 +34,31 @@ def check_stack(stack: np.ndarray, k: int | None = None, name: str = "stack") ->
     return arr.astype(np.float64)
 
 
+def grey_stack(stack: np.ndarray, name: str = "stack") -> np.ndarray:
+    """A z-stack with colour slices converted to grey, ready for :func:`check_stack`.
+
+    (Z, H, W) passes through; (Z, H, W, 3) RGB and (Z, H, W, 4) RGBA slices become (Z, H, W) by
+    luminance (``skimage.color.rgb2gray``, after ``rgba2rgb`` on a white background). One colour
+    image (H, W, 3) is not a z-stack and is refused, rather than read as H slices of W x 3 pixels.
+
+    >>> grey_stack(np.ones((2, 5, 6, 3))).shape
+    (2, 5, 6)
+    >>> grey_stack(np.ones((40, 50, 3)))
+    Traceback (most recent call last):
+    ...
+    cellrepro.stacking.select.StackError: stack: one colour image of 40 x 50 pixels (shape (40, 50, 3)), not a z-stack; give a multi-page TIFF (Z, H, W) or a folder of slice images
+    """
+    arr = np.asarray(stack)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+        raise StackError(f"{name}: one colour image of {arr.shape[0]} x {arr.shape[1]} pixels (shape {arr.shape}), "
+                         "not a z-stack; give a multi-page TIFF (Z, H, W) or a folder of slice images")
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        from skimage.color import rgb2gray, rgba2rgb
+
+        return np.stack([rgb2gray(rgba2rgb(s) if s.shape[-1] == 4 else s) for s in arr])
+    return arr
+
+
 def slice_scores(maps: np.ndarray) -> np.ndarray:
     """Eq. 9: the sum of each slice's blur map with pixel values on the 0-255 scale.
 
