@@ -138,9 +138,18 @@ def _cpu_name() -> str:
     return f"CPU ({cpu}, {os.cpu_count()} cores)"
 
 
+def lock_hash() -> str | None:
+    """``sha256:<hex>`` of the checkout's ``requirements.lock`` (the exact environment the
+    published book was built with), None when cellrepro is not run from a checkout."""
+    import hashlib
+
+    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
+    return f"sha256:{hashlib.sha256(lock.read_bytes()).hexdigest()}" if lock.is_file() else None
+
+
 def write_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """Write ``record`` atomically as JSON."""
-    return atomic_write_json(path, {"schema": SCHEMA, **record})
+    """Write ``record`` atomically as JSON, with ``lock``: the :func:`lock_hash` of requirements.lock."""
+    return atomic_write_json(path, {"schema": SCHEMA, "lock": lock_hash(), **record})
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
