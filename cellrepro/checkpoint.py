@@ -27,16 +27,27 @@ _NAME = re.compile(r"^step-(\d{7,})\.ckpt$")
 
 
 def capture_rng() -> dict[str, Any]:
-    """The states of Python's, NumPy's and torch's (CPU and CUDA) generators."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": _tuples_to_lists(random.getstate()),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
+    """The states of Python's, NumPy's and torch's (CPU and CUDA) generators, ready for ``torch.save``."""
+    return portable_rng(raw_rng())
+
+
+def raw_rng() -> dict[str, Any]:
+    """The generators' states as the libraries return them: cheap to take (a training loop
+    takes one per epoch); :func:`portable_rng` makes one storable. CUDA's is taken once CUDA
+    is in use (``torch.cuda.is_available`` can cost a millisecond per call)."""
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def portable_rng(raw: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`raw_rng` state as tensors and Python primitives (loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = raw["numpy"]
+    state = dict(raw)
+    state["python"] = _tuples_to_lists(raw["python"])
+    state["numpy"] = {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)}
     return state
 
 

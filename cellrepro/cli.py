@@ -39,7 +39,7 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .record import read_record
+    from .record import published, read_record
 
     project = _project(args)
     notebooks = project.notebooks()
@@ -57,6 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "parameters": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help}
                            for p in nb.parameters.values()],
             "last_run": last,
+            "published": published(project, nb),
         })
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
@@ -77,6 +78,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                 else:
                     runs.append(f"{prof} never run")
             print("    last runs: " + " | ".join(runs))
+            if pub := r["published"]:
+                state = ("up to date" if not pub["stale"] else "STALE (code or parameters changed since it ran)"
+                         if pub["source_hash"] else "STALE (run before source hashes were recorded)")
+                print(f"    published: {pub['profile']} {str(pub['started'])[:16]} source {pub['source_hash'] or '?'} {state}")
     return 0
 
 
@@ -114,7 +119,7 @@ def _show(value: Any) -> str:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
-    html = build_book(_project(args), profile=args.profile, execute=not args.no_execute)
+    html = build_book(_project(args), profile=args.profile, execute=not args.no_execute, jobs=args.jobs)
     print(f"book built: {html / 'index.html'}")
     return 0
 
@@ -244,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default="book",
                    help="book: into book/<paper>/ (published); smoke/paper: into a staging copy")
     p.add_argument("--no-execute", action="store_true", help="only build the HTML from the committed notebooks")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N notebooks at once (each in its own kernel); all run, failures are listed at the end")
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("blurmap", help="HiFST blur maps of images (higher = sharper)")

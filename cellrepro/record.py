@@ -12,6 +12,7 @@ Inside a notebook, :func:`log_metrics` sends values to the record of the run in 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -138,6 +139,58 @@ def _cpu_name() -> str:
     return f"CPU ({cpu}, {os.cpu_count()} cores)"
 
 
+def source_hash(source: str | os.PathLike, parameters: dict[str, Any]) -> str:
+    """A short hash of a notebook's code and effective parameters: what a run's numbers depend on.
+
+    Hashes the source text of the code cells of the jupytext ``source`` (markdown cells,
+    front matter and narrative edits do not count) and ``parameters`` as canonical JSON.
+
+    >>> import tempfile, pathlib
+    >>> md = pathlib.Path(tempfile.mkdtemp()) / "x.md"
+    >>> _ = md.write_text("# Title\\n\\n```{code-cell} ipython3\\nx = 1\\n```\\n")
+    >>> a = source_hash(md, {"n": 1})
+    >>> _ = md.write_text("# Other title\\n\\n```{code-cell} ipython3\\nx = 1\\n```\\n")
+    >>> source_hash(md, {"n": 1}) == a, source_hash(md, {"n": 2}) == a
+    (True, False)
+    """
+    import jupytext
+
+    nb = jupytext.read(source)
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    text = json.dumps({"code": code, "parameters": _plain(parameters)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def stale(project: Any, nb: Any, record: dict[str, Any]) -> bool:
+    """Whether ``record`` was made from other code or parameters than ``nb`` would run with now.
+
+    The expected hash is that of the notebook's current code cells and the parameters its
+    current defaults and the record's profile give it (``project`` and ``nb`` are a
+    :class:`cellrepro.project.Project` and :class:`~cellrepro.project.Notebook`). A record
+    without a ``source_hash`` (written before it existed) or from a run with ``-p``
+    overrides beyond the profile's counts as stale: rebuilding the book would not reproduce it.
+    """
+    from .profile import overrides_for
+    from .project import PROFILES
+
+    recorded = record.get("source_hash")
+    if not recorded or record.get("profile") not in PROFILES:
+        return True
+    effective = {p.name: p.default for p in nb.parameters.values()} | overrides_for(project, record["profile"], nb)
+    return source_hash(nb.source, effective) != recorded
+
+
+def published(project: Any, nb: Any) -> dict[str, Any] | None:
+    """The published result of ``nb`` (``book/<paper>/<experiment>.record.json``): its record's
+    path, profile, start, source hash and whether it is :func:`stale`; None when there is none."""
+    path = project.book_dir / nb.paper / f"{nb.experiment}.record.json"
+    if not path.is_file():
+        return None
+    rec = read_record(path)
+    return {"record": str(path), "profile": rec.get("profile"), "started": rec.get("started"),
+            "source_hash": rec.get("source_hash"), "stale": stale(project, nb, rec)}
+
+
 def lock_hash() -> str | None:
     """``sha256:<hex>`` of the checkout's ``requirements.lock`` (the exact environment the
     published book was built with), None when cellrepro is not run from a checkout."""
@@ -172,8 +225,9 @@ def format_duration(seconds: float) -> str:
 def banner_markdown(record: dict[str, Any]) -> str:
     """The MyST admonition shown at the top of an executed chapter.
 
-    It names the profile (and any overrides), device, wall time, commit, date, seed and
-    dataset; the CSS class ``cellrepro-banner`` lets tests and styles find it.
+    It names the profile (and any overrides), device, wall time, commit, date, seed, dataset
+    and the source hash (:func:`source_hash`; ``cellrepro list`` says when it no longer
+    matches the notebook); the CSS class ``cellrepro-banner`` lets tests and styles find it.
     """
     commit = record.get("git", {}).get("commit")
     dirty = record.get("git", {}).get("dirty")
@@ -188,7 +242,8 @@ def banner_markdown(record: dict[str, Any]) -> str:
         + f" · **device** {record.get('device')}"
         + f" · **wall time** {format_duration(record.get('wall_time_s', 0.0))}",
         f"**Commit** {commit_text} · **run on** {str(record.get('started', ''))[:10]}"
-        + f" · **seed** {record.get('seed')} · **data** {dataset}",
+        + f" · **seed** {record.get('seed')} · **data** {dataset}"
+        + (f" · **source** `{record['source_hash']}`" if record.get("source_hash") else ""),
         "",
         "Numbers on this page come from this run; the paper's own numbers are labelled as such. "
         "The run record (JSON) beside the notebook holds every parameter and package version.",

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +25,16 @@ from ._io import atomic_path
 from .params import apply_overrides
 from .profile import overrides_for
 from .project import Notebook, Project
-from .record import METRICS_ENV, banner_markdown, git_state, machine_device, read_logged, versions, write_record
+from .record import (METRICS_ENV, banner_markdown, git_state, machine_device, read_logged, source_hash, versions,
+                     write_record)
 
 log = logging.getLogger(__name__)
 
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 BANNER_TAG = "cellrepro-banner"
 CITE_TAG = "cellrepro-cite"
+PROFILE_ENV = "CELLREPRO_PROFILE"  # the profile a notebook runs in (report.py reads it: no verdicts in smoke)
+TRACE_FRAMES = 4  # traceback frames a failure outside a cell reports
 
 
 class NotebookFailed(CellreproError):
@@ -86,7 +90,10 @@ def run_notebook(
 
     Raises:
         CellreproError: unknown notebook, profile or parameter, or a wrong type (nothing runs).
-        NotebookFailed: a cell raised; the partial notebook and a failed record are kept.
+        NotebookFailed: a cell raised, or a step outside the cells failed (writing the source
+            notebook, starting the kernel, executing, writing results): the message names the
+            cell, or the step and the last frames of the traceback; the partial notebook and
+            a failed record are kept.
     """
     import jupytext
     import nbformat
@@ -107,51 +114,85 @@ def run_notebook(
         "versions": versions(),
         "git": git if git is not None else git_state(project.root),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source_hash": source_hash(nb.source, effective),
     }
     with tempfile.TemporaryDirectory(prefix="cellrepro-run-") as tmp:
         src = Path(tmp) / f"{nb.experiment}.ipynb"
         executed = Path(tmp) / f"{nb.experiment}.out.ipynb"
         metrics_file = Path(tmp) / "metrics.jsonl"
-        source_nb = jupytext.read(nb.source)
-        source_nb.metadata["kernelspec"] = KERNEL
-        nbformat.write(source_nb, src)
-        log.info("running %s (profile %s, overrides %s)", nb.key, profile, overrides or "none")
+        step = "writing the source notebook"
         t0 = time.perf_counter()
-        error: BaseException | None = None
         try:
-            with _env(METRICS_ENV, str(metrics_file)):
+            source_nb = jupytext.read(nb.source)
+            source_nb.metadata["kernelspec"] = KERNEL
+            nbformat.write(source_nb, src)
+            log.info("running %s (profile %s, overrides %s)", nb.key, profile, overrides or "none")
+            step = "executing"
+            t0 = time.perf_counter()
+            with _env(METRICS_ENV, str(metrics_file)), _env(PROFILE_ENV, profile), \
+                    _env("PYTHONWARNINGS", _kernel_warnings()), _known_parameters(set(nb.parameters)):
                 papermill.execute_notebook(
                     str(src), str(executed), parameters=overrides, kernel_name=KERNEL["name"],
-                    progress_bar=progress, cwd=os.getcwd(),
+                    progress_bar=progress, cwd=os.getcwd(), config=_kernel_config(Path(tmp)),
                 )
-        except Exception as err:  # papermill raises its own and kernel errors; all fail the run
-            error = err
-        record["wall_time_s"] = round(time.perf_counter() - t0, 2)
-        logged = read_logged(metrics_file)
-        record["device"] = logged.pop("device", None) or machine_device()
-        record["metrics"] = logged
-        if error is not None:
-            return _fail(nb, out, record, executed, error)
-        record["status"] = "ok"
-        result = nbformat.read(executed, as_version=4)
-        decorate(result, record)
-        nb_path = out / f"{nb.experiment}.ipynb"
-        with atomic_path(nb_path, suffix=".ipynb") as tmp_nb:
-            nbformat.write(result, tmp_nb)
-        record_path = write_record(out / f"{nb.experiment}.record.json", record)
+            step = "writing results"
+            record["wall_time_s"] = round(time.perf_counter() - t0, 2)
+            logged = read_logged(metrics_file)
+            record["device"] = logged.pop("device", None) or machine_device()
+            record["metrics"] = logged
+            record["status"] = "ok"
+            result = nbformat.read(executed, as_version=4)
+            decorate(result, record)
+            nb_path = out / f"{nb.experiment}.ipynb"
+            with atomic_path(nb_path, suffix=".ipynb") as tmp_nb:
+                nbformat.write(result, tmp_nb)
+            record_path = write_record(out / f"{nb.experiment}.record.json", record)
+        except Exception as err:  # papermill raises its own, kernel and I/O errors; all fail the run
+            record.setdefault("wall_time_s", round(time.perf_counter() - t0, 2))
+            record.setdefault("metrics", read_logged(metrics_file))
+            record.setdefault("device", machine_device())
+            _fail(nb, out, record, executed, err, _step_of(err, step))
         for stale in (out / f"{nb.experiment}.failed.ipynb", out / f"{nb.experiment}.failed.json"):
             stale.unlink(missing_ok=True)
     return RunResult(nb_path, record_path, record)
 
 
-def _fail(nb: Notebook, out: Path, record: dict[str, Any], executed: Path, error: BaseException) -> NoReturn:
+#: Parts of function names on a traceback that show the kernel was being started.
+_KERNEL_START = ("start_new_kernel", "start_kernel", "launch_kernel", "wait_for_ready")
+#: Warnings the kernel process must not print into chapters: tqdm.auto without ipywidgets.
+KERNEL_WARNINGS = "ignore:IProgress not found:Warning"
+
+
+def _kernel_warnings() -> str:
+    """``$PYTHONWARNINGS`` for the kernel: the caller's filters plus :data:`KERNEL_WARNINGS`."""
+    return ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), KERNEL_WARNINGS) if w)
+
+
+def _step_of(error: BaseException, step: str) -> str:
+    """The step ``error`` interrupted: "starting the kernel" when a kernel-start frame is on its
+    traceback (papermill starts the kernel and executes in one call), else ``step``."""
+    if step == "executing" and not hasattr(error, "ename"):
+        names = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+        if any(part in name for name in names for part in _KERNEL_START):
+            return "starting the kernel"
+    return step
+
+
+def _fail(nb: Notebook, out: Path, record: dict[str, Any], executed: Path, error: BaseException,
+          step: str = "executing") -> NoReturn:
+    """Keep a failed record (and the partial notebook) beside the last good result, then raise.
+
+    A cell's error names the cell; any other error (kernel death, a missing file) names the
+    step it interrupted and the last frames of its traceback, so "No such file or directory"
+    comes with the call that raised it.
+    """
     import nbformat
 
-    where = ""
     if hasattr(error, "ename"):  # papermill.PapermillExecutionError
         where = f" in cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}"
     else:
-        where = f": {type(error).__name__}: {error}"
+        frames = "".join(traceback.format_list(traceback.extract_tb(error.__traceback__)[-TRACE_FRAMES:]))
+        where = f" while {step}: {type(error).__name__}: {error}\ntraceback (last frames):\n{frames.rstrip()}"
     record.update(status="failed", error=where.lstrip(" :"))
     kept = ""
     if executed.is_file():
@@ -161,6 +202,50 @@ def _fail(nb: Notebook, out: Path, record: dict[str, Any], executed: Path, error
         kept = f"\npartial output: {partial}"
     write_record(out / f"{nb.experiment}.failed.json", record)
     raise NotebookFailed(f"notebook {nb.key} failed{where}{kept}") from error
+
+
+def _kernel_config(folder: Path) -> Any:
+    """Kernel-manager settings: IPC transport (Unix sockets in this run's own ``folder``, so
+    concurrent runs never share one), so ipykernel does not warn that it runs over TCP
+    without encryption; TCP where IPC is not available (Windows)."""
+    from traitlets.config import Config
+
+    config = Config()
+    if os.name == "posix":
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(folder / "kernel")
+    return config
+
+
+class _DropValidatedUnknown(logging.Filter):
+    """Drops papermill's "Passed unknown parameter: X" for parameters cellrepro already checked.
+
+    papermill finds parameters with a regular expression that misses annotations such as
+    ``data_root: str | None = None``; cellrepro's own parser reads them, and every override
+    was checked against it before the kernel started, so the warning is false.
+    """
+
+    def __init__(self, known: set[str]):
+        super().__init__()
+        self.known = known
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith(UNKNOWN_PARAMETER) and text[len(UNKNOWN_PARAMETER):].strip() in self.known)
+
+
+UNKNOWN_PARAMETER = "Passed unknown parameter:"
+
+
+@contextlib.contextmanager
+def _known_parameters(names: set[str]) -> Iterator[None]:
+    logger = logging.getLogger("papermill")
+    filt = _DropValidatedUnknown(names)
+    logger.addFilter(filt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(filt)
 
 
 def decorate(nb: Any, record: dict[str, Any]) -> None:

@@ -169,7 +169,7 @@ class _Batches:
     def next(self) -> Any:
         while True:
             if self.it is None:
-                self.epoch_rng = ckpt.capture_rng()
+                self.epoch_rng = ckpt.raw_rng()  # made storable only when a checkpoint is written
                 self.it = iter(self.loader)
             try:
                 batch = next(self.it)
@@ -180,14 +180,15 @@ class _Batches:
             return self.fabric.to_device(batch) if self.move else batch
 
     def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "index": self.index, "started": self.it is not None, "epoch_rng": self.epoch_rng}
+        return {"epoch": self.epoch, "index": self.index, "started": self.it is not None,
+                "epoch_rng": ckpt.portable_rng(self.epoch_rng) if self.epoch_rng is not None else None}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.epoch, self.index = state["epoch"], 0
         if state["started"]:
             now = ckpt.capture_rng()
             ckpt.restore_rng(state["epoch_rng"])
-            self.epoch_rng, self.it = state["epoch_rng"], iter(self.loader)
+            self.epoch_rng, self.it = ckpt.raw_rng(), iter(self.loader)
             for _ in range(state["index"]):
                 next(self.it)
             self.index = state["index"]

@@ -73,3 +73,42 @@ def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
         assert "cellrepro-banner" in page, nb.key
     assert (html / "book" / "intro.html").is_file()
     assert problems(html, repo.toc_files()) == []
+
+
+def _mark_gpu_only(tiny, keys):
+    (tiny.profiles_dir / "book.yml").write_text(f"_gpu_only: {list(keys)}\n")
+
+
+def test_gpu_only_notebook_keeps_its_published_result_without_a_gpu(tiny, monkeypatch, caplog):
+    import cellrepro.book as book
+
+    published = tiny.book_dir / "demo" / "tiny.ipynb"
+    published.write_text("the last published result")
+    _mark_gpu_only(tiny, ["demo/tiny"])
+    ran = []
+    monkeypatch.setattr(book, "run_notebook", lambda project, name, **kw: ran.append(name))
+    monkeypatch.setattr(book, "has_gpu", lambda: False)
+    assert book.execute_all(tiny, "book", tiny.root) == []
+    assert ran == [] and published.read_text() == "the last published result"  # never a smoke run over it
+    assert "demo/tiny is GPU-only and there is no GPU here: not run, kept its last published result" in caplog.text
+    monkeypatch.setattr(book, "has_gpu", lambda: True)
+    with pytest.raises(AttributeError):  # with a GPU it runs (the stand-in returns None: no .notebook)
+        book.execute_all(tiny, "book", tiny.root)
+    assert ran == ["demo/tiny"]
+
+
+def test_jobs_run_every_notebook_and_name_every_failure(tiny):
+    from cellrepro.book import execute_all
+    from cellrepro.runner import NotebookFailed
+
+    for name in ("second", "broken"):
+        shutil.copy(tiny.notebooks_dir / "demo" / "tiny.md", tiny.notebooks_dir / "demo" / f"{name}.md")
+    toc = tiny.root / "_toc.yml"
+    toc.write_text(toc.read_text() + "          - file: book/demo/broken\n          - file: book/demo/second\n")
+    (tiny.profiles_dir / "smoke.yml").write_text("demo/tiny: {}\ndemo/second: {}\ndemo/broken:\n  fail: true\n")
+    root = tiny.root / "_build" / "staging" / "smoke"
+    with pytest.raises(NotebookFailed, match=r"(?s)1 of 3 notebooks failed: demo/broken\n.*ValueError: asked to fail"):
+        execute_all(tiny, "smoke", root, jobs=2)
+    for name in ("tiny", "second"):  # the failure stopped nothing
+        assert (root / "book" / "demo" / f"{name}.ipynb").is_file(), name
+    assert (root / "book" / "demo" / "broken.failed.json").is_file()

@@ -26,3 +26,28 @@ def test_problems_are_reported(tiny):
 def test_wrong_type_in_profile_is_reported(tiny):
     (tiny.profiles_dir / "book.yml").write_text("demo/tiny:\n  n: 1.5\n")
     assert any("expected int" in p for p in check_profiles(tiny))
+
+
+def test_gpu_only_is_a_reserved_key_not_a_notebook(tiny):
+    from cellrepro.profile import gpu_only
+
+    assert gpu_only(tiny) == []
+    (tiny.profiles_dir / "book.yml").write_text("_gpu_only: [demo/tiny]\ndemo/tiny:\n  n: 4\n")
+    assert gpu_only(tiny) == ["demo/tiny"]
+    assert load_profile(tiny, "book") == {"demo/tiny": {"n": 4}}  # the reserved key is no notebook entry
+    assert check_profiles(tiny) == []
+    (tiny.profiles_dir / "book.yml").write_text("_gpu_only: [demo/gone]\n")
+    assert any("_gpu_only entry 'demo/gone' names no notebook" in p for p in check_profiles(tiny))
+    (tiny.profiles_dir / "book.yml").write_text("_gpu_only: demo/tiny\n")
+    assert any("must be a list" in p for p in check_profiles(tiny))
+    (tiny.profiles_dir / "book.yml").write_text("_gpu: [demo/tiny]\n")
+    assert any("unknown reserved key '_gpu'" in p for p in check_profiles(tiny))
+    (tiny.profiles_dir / "book.yml").write_text("{}\n")
+    (tiny.profiles_dir / "smoke.yml").write_text("_gpu_only: [demo/tiny]\ndemo/tiny: {}\n")
+    assert any("belongs in book.yml" in p for p in check_profiles(tiny))
+
+
+def test_project_book_profile_has_a_gpu_only_list(repo):
+    from cellrepro.profile import gpu_only
+
+    assert isinstance(gpu_only(repo), list)

@@ -82,3 +82,65 @@ def test_failing_cell_is_named_and_good_result_kept(tiny, tmp_path):
     # a later success clears the failure files
     run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path, progress=False)
     assert not (tmp_path / "tiny.failed.json").exists()
+
+
+def test_failure_outside_a_cell_names_the_step_and_the_call(tiny, tmp_path, monkeypatch):
+    import nbformat as nbf
+
+    def no_disk(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(nbf, "write", no_disk)
+    with pytest.raises(NotebookFailed, match=r"(?s)demo/tiny failed while writing the source notebook: "
+                       r"FileNotFoundError: \[Errno 2\] No such file or directory\ntraceback \(last frames\):.*no_disk"):
+        run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path, progress=False)
+    assert json.loads((tmp_path / "tiny.failed.json").read_text())["error"].startswith("while writing the source notebook")
+
+
+def test_a_kernel_that_cannot_start_is_reported_as_such(tiny, tmp_path, monkeypatch):
+    import cellrepro.runner as runner
+
+    monkeypatch.setitem(runner.KERNEL, "name", "no-such-kernel")
+    with pytest.raises(NotebookFailed, match=r"(?s)failed while starting the kernel: NoSuchKernel.*traceback \(last frames\)"):
+        run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path, progress=False)
+
+
+def test_no_library_chatter_from_papermill_or_the_kernel(tiny, tmp_path, capfd, caplog):
+    """data_root's annotation hides it from papermill (a false "unknown parameter"), and a TCP
+    kernel warns that it is unencrypted: neither reaches the output of a run."""
+    run_notebook(tiny, "demo/tiny", profile="smoke", parameters={"data_root": "/data"}, out_dir=tmp_path, progress=False)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "IProgress" not in err
+    assert not [r for r in caplog.records if "unknown parameter" in r.getMessage()]
+
+
+def test_kernel_warning_filter_silences_tqdms_ipywidgets_warning():
+    import os
+    import subprocess
+    import sys
+
+    from cellrepro.runner import KERNEL_WARNINGS
+
+    code = ("import warnings; warnings.warn('IProgress not found. Please update jupyter and ipywidgets.'); "
+            "warnings.warn('another warning')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": KERNEL_WARNINGS})
+    assert "IProgress" not in proc.stderr and "another warning" in proc.stderr
+
+
+def test_record_holds_the_source_hash_and_staleness_follows_code_and_profile(tiny, tmp_path):
+    from cellrepro.record import source_hash, stale
+
+    result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path, progress=False)
+    nb, rec = tiny.notebook("demo/tiny"), result.record
+    assert rec["source_hash"] == source_hash(nb.source, rec["parameters"]) and not stale(tiny, nb, rec)
+    assert f"`{rec['source_hash']}`" in result.notebook.read_text()  # the banner shows it
+    text = nb.source.read_text()
+    nb.source.write_text(text.replace("# A tiny notebook", "# A tiny notebook, retitled"))
+    assert not stale(tiny, tiny.notebook("demo/tiny"), rec)  # narrative edits do not count
+    nb.source.write_text(text.replace("* scale)", "* scale * 2)"))
+    assert stale(tiny, tiny.notebook("demo/tiny"), rec)  # a code edit does
+    nb.source.write_text(text)
+    (tiny.profiles_dir / "smoke.yml").write_text("demo/tiny:\n  n: 5\n")
+    assert stale(tiny, tiny.notebook("demo/tiny"), rec)  # so does a profile's parameter
+    assert stale(tiny, nb, {k: v for k, v in rec.items() if k != "source_hash"})  # an old record
