@@ -302,3 +302,11 @@ def test_one_fabric_per_setting_fused_adam_off_cpu_and_release():
     assert all(p.device.type == "cpu" for p in net.parameters())
     with pytest.raises(CellreproError, match="takes modules and optimizers"):
         release("net")
+
+
+def test_making_a_fabric_prints_no_precision_chatter(capfd, caplog, monkeypatch):
+    from cellrepro import hardware
+
+    monkeypatch.setattr(hardware, "_FABRICS", {})  # a fresh Fabric, as in a new kernel
+    make_fabric("cpu", "bf16-mixed")
+    assert "Automatic Mixed Precision" not in capfd.readouterr().err + caplog.text
