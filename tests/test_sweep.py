@@ -17,6 +17,7 @@ from cellrepro import CellreproError
 from cellrepro.cli import main
 from cellrepro.sweep import collect, parse_grid, plan_sweep, run_id, run_sweep
 from cellrepro.sweep.command import split_passthrough
+from cellrepro.sweep.execute import snakemake_command
 from cellrepro.sweep.plan import resources_for
 
 
@@ -96,6 +97,21 @@ def test_arguments_after_double_dash_go_to_snakemake():
     assert split_passthrough(["list"]) == (["list"], [])
 
 
+def test_snakemake_command_local_and_cluster(tiny, tmp_path):
+    plan = plan_sweep(tiny, "demo/tiny", {"n": ["2"]}, profile="paper", out=tmp_path / "sweep")
+    local = snakemake_command(plan, cores=2, gpus=0)
+    assert local[1:3] == ["-m", "snakemake"] and "--keep-going" in local and "--rerun-incomplete" in local
+    assert local[local.index("--cores") + 1] == "2" and "--resources" not in local and "--jobs" not in local
+    assert local[-2:] == ["--config", f"manifest={tmp_path / 'sweep' / 'sweep.json'}"]
+    one_gpu = snakemake_command(plan, gpus=4)  # runs on one machine would all pick cuda:0: one at a time
+    assert one_gpu[one_gpu.index("--resources") + 1] == "gpu=1" and "all" in one_gpu
+    slurm = snakemake_command(plan, jobs=7, executor="slurm", dry_run=True, extra=["--forcerun", "notebook"])
+    assert slurm[slurm.index("--executor") + 1] == "slurm" and slurm[slurm.index("--jobs") + 1] == "7"
+    assert "--cores" not in slurm and "--dry-run" in slurm and slurm[-2:] == ["--forcerun", "notebook"]
+    with pytest.raises(CellreproError, match="cellrepro sweep --executor NAME"):
+        snakemake_command(plan, extra=["--executor", "slurm"])
+
+
 # ---------------------------------------------------------------- real sweeps through Snakemake
 
 
@@ -144,9 +160,10 @@ def test_a_failing_run_keeps_its_partial_notebook_and_log_and_the_others_finish(
     printed = capfd.readouterr()
     assert status == 1
     assert "1 ok, 1 failed" in printed.out
-    assert printed.err.count("Trying to restart job") == 1  # retried once, then given up
+    assert "Trying to restart job" in printed.err  # retried once, then given up
     plan = plan_sweep(tiny, "demo/tiny", {"fail": ["False", "True"]}, profile="smoke", out=out)
     good, bad = (r.id for r in plan.runs)
+    assert (out / "logs" / f"{bad}.failed.log").is_file()  # the failed attempt's log survives the retry
     assert (out / "runs" / good / "tiny.record.json").is_file()
     assert not (out / "runs" / bad / "tiny.record.json").exists()
     log = (out / "logs" / f"{bad}.log").read_text()
@@ -158,6 +175,15 @@ def test_a_failing_run_keeps_its_partial_notebook_and_log_and_the_others_finish(
     table = collect(out).set_index("fail")
     assert table.loc[False, "status"] == "ok" and table.loc[True, "status"] == "failed"
     assert "asked to fail" in table.loc[True, "error"]
+
+    # Fix the notebook and run the same sweep again: its source is newer than every result, so
+    # both runs run again; both succeed and the failed run's kept files are cleared.
+    source = tiny.root / "notebooks" / "demo" / "tiny.md"
+    source.write_text(source.read_text().replace('raise ValueError("asked to fail")', "pass"))
+    again = run_sweep(plan, cores=2)
+    assert again.returncode == 0 and sorted(again.executed) == sorted([good, bad]) and again.failed == []
+    assert not (out / "logs" / f"{bad}.failed.json").exists() and not (out / "logs" / f"{bad}.failed.ipynb").exists()
+    assert set(collect(out).status) == {"ok"}
 
 
 @pytest.mark.slow

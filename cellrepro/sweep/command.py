@@ -27,6 +27,7 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .. import CellreproError
     from ..project import Project
     from ..runner import NotebookFailed
     from .collect import write_results
@@ -52,10 +53,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"  failed: {run}  log {plan.out / 'logs' / (run + '.log')}")
     if args.collect and (result.ok or result.failed):
         print(f"results: {write_results(plan.out)}")
-    if result.returncode != 0 or result.failed:
-        # exit status 1, as for a failing `cellrepro run`
-        raise NotebookFailed(f"sweep {plan.out}: {len(result.failed)} run(s) failed (Snakemake exit status "
-                             f"{result.returncode}); fix and run the same command again to re-run only those")
+    if result.failed:  # exit status 1, as for a failing `cellrepro run`
+        raise NotebookFailed(f"sweep {plan.out}: {len(result.failed)} run(s) failed; fix the cause and run the "
+                             "same command again to re-run only those")
+    if result.returncode != 0:
+        raise CellreproError(f"sweep {plan.out}: Snakemake stopped with exit status {result.returncode} "
+                             "(its messages are above; a run's own log is in logs/<run>.log)")
     return 0
 
 

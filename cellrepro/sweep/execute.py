@@ -7,7 +7,10 @@ Snakemake profile) go straight through. Its output goes to the terminal unchange
 
 Options cellrepro always passes: ``--keep-going`` (a failing run does not stop the others),
 ``--rerun-incomplete`` (a run killed mid-way runs again), ``--cores`` locally, and
-``--jobs`` with another executor (how many runs it keeps submitted).
+``--jobs`` with another executor (how many runs it keeps submitted). On this machine, when it
+has an NVIDIA GPU, it also passes ``--resources gpu=1``: runs that ask for a GPU then run one at
+a time instead of sharing the first GPU (every run would pick ``cuda:0``); a cluster gives each
+run its own GPUs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -64,15 +68,37 @@ def require_snakemake(executor: str | None) -> None:
             raise CellreproError(f"--executor {executor}: the plugin is not installed: pip install '{extra}'")
 
 
+def local_gpus() -> int:
+    """How many NVIDIA GPUs ``nvidia-smi -L`` lists on this machine (0 without the tool)."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return 0
+    try:
+        listing = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
 def snakemake_command(plan: SweepPlan, cores: int | None = None, jobs: int = 100, executor: str | None = None,
-                      dry_run: bool = False, extra: Sequence[str] = ()) -> list[str]:
-    """The Snakemake command line for ``plan`` (its manifest must be written first)."""
+                      dry_run: bool = False, extra: Sequence[str] = (), gpus: int | None = None) -> list[str]:
+    """The Snakemake command line for ``plan`` (its manifest must be written first).
+
+    ``gpus`` is this machine's GPU count for local runs (default: :func:`local_gpus`).
+
+    Raises:
+        CellreproError: ``extra`` names an executor (it belongs in ``executor``, which adds ``--jobs``).
+    """
+    if {"--executor", "-e"} & set(extra) or any(a.startswith("--executor=") for a in extra):
+        raise CellreproError("give the executor as `cellrepro sweep --executor NAME` (it adds --jobs), not after --")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile()), "--directory", str(plan.out),
            "--keep-going", "--rerun-incomplete"]
     if executor and executor != "local":
         cmd += ["--executor", executor, "--jobs", str(jobs)]
     else:
         cmd += ["--cores", str(cores) if cores else "all"]
+        if "--resources" not in extra and (local_gpus() if gpus is None else gpus) > 0:
+            cmd += ["--resources", "gpu=1"]
     if dry_run:
         cmd.append("--dry-run")
     # --config takes several values: keep it last before the user's arguments, which may add their own

@@ -10,8 +10,11 @@ same executed notebook and run record.
 A failed notebook leaves ``<experiment>.failed.ipynb`` and ``.failed.json`` in ``OUT_DIR``.
 Snakemake treats ``OUT_DIR`` as output and may clean it before a retry or the next
 invocation, so they are first copied beside the log (``<log stem>.failed.ipynb`` and
-``.failed.json``), which Snakemake keeps. The exit status is 0 for a run that succeeded,
-1 for a notebook that raised and 2 for a run that could not start.
+``.failed.json``), which Snakemake keeps; a run that succeeds later removes those two. The
+log itself is copied to ``<log stem>.failed.log``, because Snakemake empties the log before
+each attempt and a retry that succeeds would otherwise hide why the first attempt failed.
+The exit status is 0 for a run that succeeded, 1 for a notebook that raised and 2 for a run
+that could not start.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..project import Project
 from ..runner import NotebookFailed, run_notebook
 
 log = logging.getLogger("cellrepro.sweep.job")
+PARTIAL = (".failed.ipynb", ".failed.json")  # what run_notebook leaves in the output folder of a failed run
 
 
 def run_job(params_file: str | Path, out_dir: str | Path, log_file: str | Path) -> int:
@@ -44,23 +48,33 @@ def run_job(params_file: str | Path, out_dir: str | Path, log_file: str | Path) 
         return 1
     except CellreproError as err:
         log.error("cannot run: %s", err)
+        keep_partial(Path(out_dir), "", Path(log_file))
         return 2
     log.info("run %s: %s in %s s; record %s", Path(params_file).stem, result.record["status"],
              result.record["wall_time_s"], result.record_path)
+    for stale in partial_copies(Path(log_file)):  # from an earlier failure of this run
+        stale.unlink(missing_ok=True)
     return 0
 
 
 def keep_partial(out_dir: Path, experiment: str, log_file: Path) -> list[Path]:
-    """Copy a failed run's partial notebook and record beside its log; return the copies."""
+    """Copy a failed run's partial notebook and record (when ``experiment`` is given) and its log
+    so far beside its log; return the copies."""
+    pairs = [(out_dir / f"{experiment}{suffix}", log_file.with_name(log_file.stem + suffix))
+             for suffix in PARTIAL] if experiment else []
+    pairs.append((log_file, log_file.with_name(log_file.stem + ".failed.log")))
     kept = []
-    for suffix in (".failed.ipynb", ".failed.json"):
-        src = out_dir / f"{experiment}{suffix}"
+    for src, dest in pairs:
         if src.is_file():
-            dest = log_file.with_name(log_file.stem + suffix)
             shutil.copyfile(src, dest)
             kept.append(dest)
             log.info("kept %s", dest)
     return kept
+
+
+def partial_copies(log_file: Path) -> list[Path]:
+    """Where a failed run's partial notebook and record are kept: ``<log stem>.failed.ipynb``, ``.failed.json``."""
+    return [log_file.with_name(log_file.stem + suffix) for suffix in PARTIAL]
 
 
 def main(argv: list[str] | None = None) -> int:
