@@ -112,6 +112,15 @@ def test_snakemake_command_local_and_cluster(tiny, tmp_path):
         snakemake_command(plan, extra=["--executor", "slurm"])
 
 
+def test_a_locked_sweep_folder_is_refused_before_the_manifest_changes(tiny, tmp_path):
+    plan = plan_sweep(tiny, "demo/tiny", {"n": ["2"]}, profile="smoke", out=tmp_path / "sweep")
+    (tmp_path / "sweep" / ".snakemake" / "locks").mkdir(parents=True)
+    (tmp_path / "sweep" / ".snakemake" / "locks" / "0.input.lock").write_text("x")
+    with pytest.raises(CellreproError, match="is locked.*-- --unlock"):
+        run_sweep(plan, cores=1)
+    assert not (tmp_path / "sweep" / "sweep.json").exists()
+
+
 # ---------------------------------------------------------------- real sweeps through Snakemake
 
 

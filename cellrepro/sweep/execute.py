@@ -121,7 +121,11 @@ def run_sweep(plan: SweepPlan, cores: int | None = None, jobs: int = 100, execut
         CellreproError: Snakemake or the executor plugin is not installed.
     """
     require_snakemake(executor)
-    write_plan(plan)
+    locks = plan.out / ".snakemake" / "locks"
+    if "--unlock" not in extra and locks.is_dir() and any(locks.iterdir()):
+        raise CellreproError(f"{plan.out} is locked: a sweep is running there, or one was killed "
+                             "(then unlock it with the same command and `-- --unlock`, and run it again)")
+    write_plan(plan)  # after the lock check: the jobs of a running sweep read the manifest too
     cmd = snakemake_command(plan, cores=cores, jobs=jobs, executor=executor, dry_run=dry_run, extra=extra)
     log.info("running %s", " ".join(cmd))
     started = _now(plan.out)
