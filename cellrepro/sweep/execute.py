@@ -118,7 +118,8 @@ def run_sweep(plan: SweepPlan, cores: int | None = None, jobs: int = 100, execut
         extra: further Snakemake arguments, passed unchanged.
 
     Raises:
-        CellreproError: Snakemake or the executor plugin is not installed.
+        CellreproError: Snakemake or the executor plugin is not installed, or the folder is locked
+            by another Snakemake (nothing is written then).
     """
     require_snakemake(executor)
     locks = plan.out / ".snakemake" / "locks"
