@@ -106,7 +106,7 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
     return out
 
 
-COLUMN_PX = 720  # width of the book's text column in a 1280 px window (sphinx-book-theme), CSS pixels
+COLUMN_PX = 680  # width of the book's text column in a 1280 px window (sphinx-book-theme), CSS pixels
 BOOK_DPI = 150
 
 
@@ -114,7 +114,7 @@ def use_book_style() -> None:
     """Matplotlib defaults for the book: 150 dpi, and fonts that stay >= 8 pt at the rendered size.
 
     A figure wider than the text column (:data:`COLUMN_PX`) is scaled down to fit, and its
-    fonts with it; at 150 dpi a figure up to 8 inches wide keeps 9 pt text at >= 8 pt on the
+    fonts with it; at 150 dpi a figure up to 7.5 inches wide keeps 9 pt text at >= 8 pt on the
     page (see :func:`rendered_font_pt`). Figure helpers should stay within that width.
     """
     import matplotlib as mpl

@@ -39,11 +39,12 @@ STATUS_TEXT = {"reproduced": "reproduced", "partly": "partly reproduced", "not y
 NodeLike = str | nodes.Node | Sequence[nodes.Node]
 
 
-def _ref(label: str, text: str) -> addnodes.pending_xref:
-    """A cross-reference to the section or target ``label`` (resolved, and checked, by Sphinx)."""
-    ref = addnodes.pending_xref("", refdomain="std", reftype="ref", reftarget=label, refexplicit=True,
+def _ref(label: str, text: str | None = None) -> addnodes.pending_xref:
+    """A cross-reference to the section or target ``label`` (resolved, and checked, by Sphinx);
+    without ``text`` it reads as the section's title."""
+    ref = addnodes.pending_xref("", refdomain="std", reftype="ref", reftarget=label, refexplicit=text is not None,
                                 refwarn=True)
-    ref += nodes.inline(text, text)
+    ref += nodes.inline(text or label, text or label)
     return ref
 
 
@@ -121,7 +122,7 @@ class ClaimsTable(_RecordsDirective):
             claim = [nodes.strong(text=r["id"]), nodes.Text(": " + r["claim"])]
             v = r["verdict"]
             if v is None:
-                section = [_ref(r["section"], "its section")] if r["section"] else "—"
+                section = [_ref(r["section"])] if r["section"] else "—"
                 cells.append([claim, r["where"], nodes.emphasis(text="not yet reproduced"), r["why"], "—", section])
                 continue
             effect, interval = effect_text(v)
@@ -130,8 +131,9 @@ class ClaimsTable(_RecordsDirective):
             cells.append([claim, r["where"], nodes.strong(text=v["verdict"]),
                           f"{metric}: {effect} {interval}".strip(": "),
                           f"{v.get('profile')} profile, {v.get('device') or 'device not recorded'}",
-                          _ref(label, label) if label else "—"])
-        return [_table(["claim", "where in the paper", "verdict", "effect [95% interval]", "produced by", "section"],
+                          _ref(label) if label else "—"])
+        return [_table(["claim", "where in the paper", "verdict", "effect [95% interval], or why not yet", "produced by",
+                        "section"],
                        cells, [6, 2, 2, 4, 3, 2], ["cellrepro-verdicts", "cellrepro-claims"], ids)]
 
 

@@ -30,7 +30,7 @@ def test_rendered_font_known_answer():
     fig = plt.figure(figsize=(4, 2))
     fig.text(0, 0, "a", fontsize=8)
     assert report.rendered_font_pt(fig) == pytest.approx(8 * 150 / 96)  # 600 px < the column: shown 1:1
-    fig.set_figwidth(9.6)  # 1440 px shown at 720: half size
+    fig.set_figwidth(2 * report.COLUMN_PX / 150)  # twice the column wide: shown at half size
     assert report.rendered_font_pt(fig) == pytest.approx(8 * 150 / 96 / 2)
 
 

@@ -28,7 +28,7 @@ def _overlay(ax, image, labels, cmap="gray", color=(1.0, 0.2, 0.2)):
     ax.imshow(edge)
 
 
-WIDTH_IN = 8.0  # at 150 dpi the book shows 8 inches across its text column with 9 pt text >= 8 pt
+WIDTH_IN = 7.5  # at 150 dpi the book shows 7.5 inches across its text column with 9 pt text >= 8 pt
 
 
 def _figure(rows: int, cols: int, size: float | None = None):

@@ -16,7 +16,7 @@ def figure3(stack: np.ndarray, maps: np.ndarray, scores: np.ndarray, sbs: np.nda
     out_z, part_z = int(order[0]), int(order[len(order) // 2])
     h, w = stack.shape[1:]
     crop = crop or (slice(h // 4, h // 4 + h // 3), slice(w // 4, w // 4 + w // 3))
-    fig, axes = plt.subplots(2, 4, figsize=(8, 4.6), layout="constrained")  # 8 in: 9 pt stays >= 8 pt in the book
+    fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.4), layout="constrained")  # 7.5 in: 9 pt stays >= 8 pt in the book
     grey = {"cmap": "gray"}
     panels = [(stack[out_z], f"(a) out of focus (z={out_z})", grey), (stack[part_z], f"(b) partly in focus (z={part_z})", grey),
               (maps[part_z], "(c) blur map of (b)", {"cmap": "magma"}), (stack[part_z], "(d) map over (b)", grey),
@@ -40,7 +40,7 @@ def k_curves(sweeps: pd.DataFrame, k_paper: int = 8):
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    fig, axes = plt.subplots(1, 3, figsize=(8, 2.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.7), layout="constrained")
     z = int(sweeps["k"].max())
     for ax, (metric, label) in zip(axes, (("ssim", "SSIM to truth"), ("psnr", "PSNR to truth (dB)"),
                                           ("focus", "focus measure / truth's"))):
