@@ -10,8 +10,8 @@ Directives (MyST: ```` ```{claims-table} organoid ```` and so on):
 ``claims-summary``
     one row per paper: claims, how many the synthetic stand-in can test, how many are judged, status.
 ``claims-table PAPER``
-    one row per claim of PAPER: claim, where in the paper, verdict, effect and interval,
-    profile and device, and a link to the judging section, or "not yet reproduced" and why.
+    one row per claim of PAPER: claim and where in the paper, verdict, effect and interval, and
+    a link to the judging section with the run's profile and device; or "not yet reproduced" and why.
     Each row carries the anchor ``claim-<id>``.
 ``inconsistencies``
     the papers' self-contradictions, each under a rubric labelled ``inconsistency-<n>``, so a
@@ -119,22 +119,21 @@ class ClaimsTable(_RecordsDirective):
         cells, ids = [], []
         for r in (r for r in self.rows() if r["paper"] == paper):
             ids.append(f"claim-{r['id']}")
-            claim = [nodes.strong(text=r["id"]), nodes.Text(": " + r["claim"])]
+            claim = [nodes.strong(text=r["id"]), nodes.Text(f": {r['claim']} ({r['where']})")]
             v = r["verdict"]
             if v is None:
                 section = [_ref(r["section"])] if r["section"] else "—"
-                cells.append([claim, r["where"], nodes.emphasis(text="not yet reproduced"), r["why"], "—", section])
+                cells.append([claim, nodes.emphasis(text="not yet reproduced"), r["why"], section])
                 continue
             effect, interval = effect_text(v)
             metric = v.get("metric") or ""
             label = (v.get("notebook") or "").replace("/", "-") or r["section"]
-            cells.append([claim, r["where"], nodes.strong(text=v["verdict"]),
-                          f"{metric}: {effect} {interval}".strip(": "),
-                          f"{v.get('profile')} profile, {v.get('device') or 'device not recorded'}",
-                          _ref(label) if label else "—"])
-        return [_table(["claim", "where in the paper", "verdict", "effect [95% interval], or why not yet", "produced by",
-                        "section"],
-                       cells, [6, 2, 2, 4, 3, 2], ["cellrepro-verdicts", "cellrepro-claims"], ids)]
+            run = [_ref(label)] if label else []
+            run.append(nodes.Text(f" ({v.get('profile')} profile, {v.get('device') or 'device not recorded'})"))
+            cells.append([claim, nodes.strong(text=v["verdict"]), f"{metric}: {effect} {interval}".strip(": "), run])
+        return [_table(["claim (where in the paper)", "verdict", "effect [95% interval], or why not yet",
+                        "section (profile, device)"],
+                       cells, [8, 2, 5, 4], ["cellrepro-verdicts", "cellrepro-claims"], ids)]
 
 
 class Inconsistencies(SphinxDirective):
@@ -147,7 +146,7 @@ class Inconsistencies(SphinxDirective):
             rubric = nodes.rubric(text=f"Inconsistency #{item['n']} ({item['paper']})", ids=[name], names=[name])
             self.state.document.note_explicit_target(rubric)
             items = nodes.bullet_list()
-            for key, lead in (("says", "The paper says: "), ("shows", "Its own numbers show: "), ("so", "Here: ")):
+            for key, lead in (("says", "The paper says: "), ("shows", "Its own text or tables show: "), ("so", "This project: ")):
                 li = nodes.list_item()
                 para = nodes.paragraph()
                 para += nodes.strong(text=lead)
