@@ -186,15 +186,20 @@ def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = Non
     """
     from .tables import Table, fmt_number, paper_decimals
 
-    if digits is None:
-        digits = paper_decimals(df["paper"]) if "paper" in df.columns else 3
     flat = df.reset_index()
     flat.columns = ["table" if str(c).startswith("level_") else str(c) for c in flat.columns]
+    groups = flat["table"] if "table" in flat.columns else pd.Series(0, index=flat.index)
+    if digits is not None:
+        places = pd.Series(digits, index=flat.index)
+    elif "paper" in flat.columns:  # per concatenated table: Table 1 in fractions, Table 2 in percent
+        places = flat.groupby(groups)["paper"].transform(lambda v: paper_decimals(v.tolist()))
+    else:
+        places = pd.Series(3, index=flat.index)
     for col in ("paper", "this run"):
         if col in flat.columns:
-            flat[col] = [fmt_number(v, digits) if v == v else "not run" for v in flat[col]]
+            flat[col] = [fmt_number(v, int(d)) if v == v else "not run" for v, d in zip(flat[col], places)]
     if "difference" in flat.columns:
-        flat["difference"] = [fmt_number(v, digits, signed=True) for v in flat["difference"]]
+        flat["difference"] = [fmt_number(v, int(d), signed=True) for v, d in zip(flat["difference"], places)]
     if caption is None and df.attrs.get("paper"):
         caption = f"{df.attrs['paper']} Table {df.attrs.get('table', '')}: the paper's values beside this run's"
     return Table(flat, caption=caption, kind="compare")

@@ -69,3 +69,18 @@ def test_compare_refuses_cells_the_paper_does_not_have():
 
 def test_reported_value():
     assert reported_value("mmcs", "5", "w=0.4", "dataset1 F1 (fixed lr 0.1)") == 0.7904
+
+
+def test_style_rounds_each_table_as_its_paper_prints_it_and_never_says_nan():
+    import pandas as pd
+
+    from cellrepro.report import style
+
+    one = compare({("Mask R-CNN, R50-FPN", "mask AP50"): 0.91234}, paper="spheroid", table="1")
+    two = compare({}, paper="spheroid", table="2")
+    table = style(pd.concat([one, two], keys=["Table 1", "Table 2"]))
+    frame = table.frame.set_index(["table", "row", "column"])
+    assert frame.loc[("Table 1", "Mask R-CNN, R50-FPN", "mask AP50"), "this run"] == "0.912"  # 3 decimals
+    assert frame.loc[("Table 2", "SBS + Mask R-CNN (baseline)", "mask mAP@[.5:.95] (%)"), "paper"] == "62.32"
+    html = table.to_html()
+    assert "nan" not in html.lower() and "not run" in html and "..." not in html
