@@ -135,8 +135,9 @@ class StepContext:
         if self.micro == 0:
             for n in names:
                 self.optimizers[n].zero_grad(set_to_none=True)
-        total = sum(terms.values())
-        self.fabric.backward(total / self.accumulate)
+        values = list(terms.values())
+        total = sum(values[1:], values[0]) if values else torch.zeros((), device=self.device)
+        self.fabric.backward(total / self.accumulate if self.accumulate > 1 else total)
         if self.micro == self.accumulate - 1:
             for n in names:
                 opt = self.optimizers[n]
@@ -146,8 +147,7 @@ class StepContext:
                     else:
                         params = [p for g in opt.param_groups for p in g["params"]]
                         torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                opt.step()  # gradients are cleared before the next backward (micro == 0), not here: once is enough
                 if n in self.schedulers:
                     self.schedulers[n].step()
                 self.stepped.add(n)

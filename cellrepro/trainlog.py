@@ -32,7 +32,12 @@ def check_finite(values: Mapping[str, Any], step: int) -> None:
 
 def _scalar(value: Any) -> Any:
     """A logged value as a detached 0-d float tensor (no host sync) or a Python float."""
-    return value.detach().float().mean() if isinstance(value, torch.Tensor) else float(value)
+    if not isinstance(value, torch.Tensor):
+        return float(value)
+    value = value.detach()
+    if value.dim():
+        return value.float().mean()
+    return value if value.dtype == torch.float32 else value.float()
 
 
 def _floats(values: list[Any]) -> list[float]:
