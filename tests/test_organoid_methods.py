@@ -26,8 +26,11 @@ def test_global_loss_is_nt_xent():
     assert float(global_contrastive(z1, z2, tau)) == pytest.approx(total / 4, rel=1e-6)
 
 
-def brute_force_local(features, labels, tau):
-    """Eq. 3.4-3.5 with explicit loops over anchors and pairs, one block covering the map."""
+def brute_force_local(features, labels, tau, form="literal"):
+    """Eq. 3.4-3.5 with explicit loops over anchors and pairs, one block covering the map.
+
+    literal: log(sum_P exp / sum_N exp) / |P| (Eq. 3.4 as printed); hu: mean over positives of
+    log(exp(s_ip) / sum_{k != i} exp(s_ik)) (Hu et al. 2021)."""
     b, d, h, w = features.shape
     pixels = [(i, y, x) for i in range(b) for y in range(h) for x in range(w)]
     anchors_loss = []
@@ -35,20 +38,25 @@ def brute_force_local(features, labels, tau):
         if labels[a] == 0:
             continue  # background pixels are never anchors: their positive pairs are filtered out
         fa = features[a[0], :, a[1], a[2]]
-        pos = [float(torch.exp(fa @ features[p[0], :, p[1], p[2]] / tau)) for p in pixels if p != a and labels[p] == 1]
-        neg = [float(torch.exp(fa @ features[p[0], :, p[1], p[2]] / tau)) for p in pixels if labels[p] == 0]
-        if pos and neg:
-            anchors_loss.append(math.log(sum(pos) / sum(neg)) / len(pos))
+        sim = {p: float(fa @ features[p[0], :, p[1], p[2]] / tau) for p in pixels}
+        pos = [sim[p] for p in pixels if p != a and labels[p] == 1]
+        neg = [sim[p] for p in pixels if labels[p] == 0]
+        if form == "literal" and pos and neg:
+            anchors_loss.append(math.log(sum(map(math.exp, pos)) / sum(map(math.exp, neg))) / len(pos))
+        if form == "hu" and pos:
+            denominator = math.log(sum(math.exp(v) for p, v in sim.items() if p != a))
+            anchors_loss.append(sum(v - denominator for v in pos) / len(pos))
     return -sum(anchors_loss) / len(anchors_loss)
 
 
-def test_local_loss_equals_brute_force_and_ignores_background_pairs():
+@pytest.mark.parametrize("form", ["hu", "literal"])
+def test_local_loss_equals_brute_force_and_ignores_background_pairs(form):
     torch.manual_seed(0)
     feats = torch.nn.functional.normalize(torch.randn(2, 3, 4, 4), dim=1)
     labels = (torch.rand(2, 4, 4) > 0.6).long()
     labels[0, 0, 0], labels[1, 3, 3] = 1, 0
-    ours = float(local_contrastive(feats, labels, temperature=0.5, block_size=4))
-    assert ours == pytest.approx(brute_force_local(feats, labels, 0.5), rel=1e-5)
+    ours = float(local_contrastive(feats, labels, temperature=0.5, block_size=4, form=form))
+    assert ours == pytest.approx(brute_force_local(feats, labels, 0.5, form), rel=1e-5)
     # moving background features around changes nothing among background pairs themselves:
     # the loss depends on background pixels only as negatives of organoid anchors
     bg = labels == 0
@@ -56,14 +64,79 @@ def test_local_loss_equals_brute_force_and_ignores_background_pairs():
     idx = bg.nonzero()
     perm = idx[torch.randperm(len(idx))]
     swapped[idx[:, 0], :, idx[:, 1], idx[:, 2]] = feats[perm[:, 0], :, perm[:, 1], perm[:, 2]]
-    assert float(local_contrastive(swapped, labels, 0.5, 4)) == pytest.approx(ours, rel=1e-5)
+    assert float(local_contrastive(swapped, labels, 0.5, 4, form=form)) == pytest.approx(ours, rel=1e-5)
 
 
-def test_local_loss_blocks_and_degenerate_cases():
-    feats = torch.nn.functional.normalize(torch.randn(1, 3, 8, 8), dim=1)
-    assert float(local_contrastive(feats, torch.zeros(1, 8, 8), 0.07, 4)) == 0.0  # no anchors
-    with pytest.raises(ValueError, match="multiple of the block size"):
-        local_contrastive(feats, torch.zeros(1, 8, 8), 0.07, 3)
+def test_the_two_local_forms_on_a_hand_computed_case():
+    # 3 pixels: two organoid pixels at cosine 0.6 to each other, a background pixel at cosine 0 and 0.8
+    f = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    feats = torch.zeros(1, 2, 2, 2)
+    for k, (y, x) in enumerate([(0, 0), (0, 1), (1, 0)]):
+        feats[0, :, y, x] = f[k]
+    feats[0, :, 1, 1] = f[2]  # a second background pixel, same feature as the first
+    labels = torch.tensor([[[1, 1], [0, 0]]])
+    tau = 0.5
+    # anchor 0: positive s=0.6, negatives 0, 0 ; anchor 1: positive s=0.6, negatives 0.8, 0.8
+    lit0 = math.log(math.exp(0.6 / tau) / (2 * math.exp(0.0)))
+    lit1 = math.log(math.exp(0.6 / tau) / (2 * math.exp(0.8 / tau)))
+    hu0 = 0.6 / tau - math.log(math.exp(0.6 / tau) + 2)
+    hu1 = 0.6 / tau - math.log(math.exp(0.6 / tau) + 2 * math.exp(0.8 / tau))
+    literal = float(local_contrastive(feats, labels, tau, block_size=2, form="literal"))
+    hu = float(local_contrastive(feats, labels, tau, block_size=2, form="hu"))
+    assert literal == pytest.approx(-(lit0 + lit1) / 2, rel=1e-6)
+    assert hu == pytest.approx(-(hu0 + hu1) / 2, rel=1e-6)
+    assert hu > 0 and literal != pytest.approx(hu)
+    assert -lit0 < 0 < -hu0  # anchor 0's literal term is below zero; a Hu term never is
+    with pytest.raises(ValueError, match="unknown local loss form"):
+        local_contrastive(feats, labels, tau, 2, form="eq34")
+
+
+def test_local_loss_over_blocks_matches_block_by_block_and_has_gradients():
+    torch.manual_seed(1)
+    feats = torch.nn.functional.normalize(torch.randn(3, 4, 8, 8), dim=1).requires_grad_()
+    labels = (torch.rand(3, 8, 8) > 0.5).long()
+    for form in ("hu", "literal"):
+        whole = local_contrastive(feats, labels, 0.2, block_size=4, form=form, chunk=3)
+        # the same sums, one block position at a time (anchor-weighted mean over blocks)
+        num = den = 0.0
+        for by in range(2):
+            for bx in range(2):
+                f = feats[:, :, by * 4:(by + 1) * 4, bx * 4:(bx + 1) * 4].detach()
+                y = labels[:, by * 4:(by + 1) * 4, bx * 4:(bx + 1) * 4]
+                brute = brute_force_local(f, y, 0.2, form)
+                n = int((y == 1).sum())
+                num, den = num + brute * n, den + n
+        assert float(whole) == pytest.approx(num / den, rel=1e-5)
+        whole.backward()
+        assert feats.grad is not None and torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
+        feats.grad = None
+
+
+def test_local_loss_never_forms_more_than_one_blocks_foreground_rows():
+    # book scale: 2 views x 8 crops of 64 px, 16 x 16 blocks: 16 groups of 4,096 pixels. All
+    # pairs would be 16 x 4096^2 floats (1 GB); the largest tensor any operation of the loss
+    # (forward and backward) may produce is one block's (foreground anchors x group) rows.
+    from torch.overrides import TorchFunctionMode
+
+    class Largest(TorchFunctionMode):
+        numel = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor):
+                Largest.numel = max(Largest.numel, out.numel())
+            return out
+
+    torch.manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(16, 8, 64, 64), dim=1).requires_grad_()
+    labels = (torch.rand(16, 64, 64) > 0.7).long()
+    group = 16 * 16 * 16
+    most_fg = int(max((labels[:, i:i + 16, j:j + 16] > 0).sum() for i in range(0, 64, 16) for j in range(0, 64, 16)))
+    with Largest():
+        loss = local_contrastive(feats, labels, 0.07, 16, chunk=4)
+        loss.backward()
+    assert Largest.numel <= most_fg * group < 16 * group * group / 8
+    assert most_fg * group * 4 < 0.1e9  # under 100 MB per block in float32
 
 
 def test_ssim_mae_of_identical_masks_is_zero():
