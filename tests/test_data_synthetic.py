@@ -120,7 +120,7 @@ def test_brightfield_overlaps_nuclei_and_maps():
 
 
 def test_organoids_imperfect_masks_and_crops():
-    images = organoid.generate(n=3, size=512, seed=4, drop_large=1.0, drop_any=0.0, large_radius=60)
+    images = organoid.generate(n=3, size=512, seed=4, drop_large=1.0, drop_any=0.0, coarse=0.0)
     radii = []
     for o in images:
         assert (o.mask <= o.true_mask).all() and np.array_equal(o.true_mask, o.labels > 0)
@@ -128,13 +128,32 @@ def test_organoids_imperfect_masks_and_crops():
         assert missing == set(o.dropped)
         radii += [np.sqrt((o.labels == i).sum() / np.pi) for i in o.dropped]
         assert 0 <= o.image.min() and o.image.max() <= 1
-    assert radii and min(radii) > 20  # only large organoids were left out (radius >= 60 * 512/1024)
+    assert radii and min(radii) >= organoid.large_radius(512)  # only large organoids were left out
     crops = organoid_crops(images, crop=128, overlap=0.5, min_fraction=0.03)
     assert len(crops) % 4 == 0 and crops.images.shape[1:] == (128, 128)
     assert (crops.masks.reshape(len(crops), -1).mean(1) >= 0.03).all()
     name, top, left, deg = crops.origin[1]
     src = next(o for o in images if o.name == name)
     assert deg == 90 and np.array_equal(crops.images[1], np.rot90(src.image[top:top + 128, left:left + 128]))
+    by_truth = organoid_crops(images, crop=128, overlap=0.5, rotations=(), by="true_mask")
+    assert (by_truth.true_masks.reshape(len(by_truth), -1).mean(1) >= 0.03).all()
+    assert len(by_truth) > len(crops) // 4  # crops over organoids the annotation omits are kept
+
+
+def test_organoids_carry_the_hard_cases():
+    o = organoid.generate(n=1, size=1024, seed=2)[0]
+    # touching organoids: some true pixels of different organoids are 4-neighbours
+    lab = o.labels
+    touching = ((lab[:, 1:] != lab[:, :-1]) & (lab[:, 1:] > 0) & (lab[:, :-1] > 0)).any()
+    assert touching
+    # coarse annotation: the kept organoids' outlines differ from the truth
+    kept = o.true_mask & ~np.isin(o.labels, o.dropped)
+    assert (o.mask ^ kept).sum() > 0
+    # a threshold on intensity alone does not separate organoids from background
+    from skimage.filters import threshold_otsu
+    guess = o.image < threshold_otsu(o.image)
+    f1 = 2 * (guess & o.true_mask).sum() / (guess.sum() + o.true_mask.sum())
+    assert f1 < 0.8
 
 
 def test_window_starts_cover_the_image():

@@ -36,15 +36,20 @@ class Crops:
 
 
 def organoid_crops(images: list[OrganoidImage], crop: int = 320, overlap: float = 0.5, min_fraction: float = 0.03,
-                   rotations: tuple[int, ...] = (90, 180, 270)) -> Crops:
+                   rotations: tuple[int, ...] = (90, 180, 270), by: str = "mask") -> Crops:
     """Cut images into overlapping crops, drop near-empty ones, add rotated copies.
 
     Args:
         crop: side of the square crops (320 in the thesis).
         overlap: fraction of a crop shared with its neighbour (stride = crop * (1 - overlap)).
-        min_fraction: crops whose *annotation* mask covers less than this are dropped (3%).
+        min_fraction: crops whose mask covers less than this are dropped (3%).
         rotations: extra copies rotated by these multiples of 90 degrees.
+        by: which mask chooses the crops: ``"mask"`` (the annotation, what the thesis and a
+            user have) or ``"true_mask"`` (test crops of synthetic data, so that crops over
+            organoids the annotation omits are kept).
     """
+    if by not in ("mask", "true_mask"):
+        raise ValueError(f"by must be 'mask' or 'true_mask', got {by!r}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     stride = max(1, int(round(crop * (1 - overlap))))
@@ -57,9 +62,10 @@ def organoid_crops(images: list[OrganoidImage], crop: int = 320, overlap: float 
             for left in window_starts(w, crop, stride):
                 win = (slice(top, top + crop), slice(left, left + crop))
                 m = item.mask[win]
-                if m.mean() < min_fraction:
-                    continue
                 t = item.true_mask[win] if item.true_mask is not None else None
+                chooser = t if by == "true_mask" and t is not None else m
+                if chooser.mean() < min_fraction:
+                    continue
                 for deg in (0, *rotations):
                     k = deg // 90
                     out_img.append(np.rot90(item.image[win], k))
