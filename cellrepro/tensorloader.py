@@ -72,7 +72,9 @@ class TensorLoader:
         order = torch.randperm(total) if self.shuffle else None  # global CPU RNG: same order on any device
         if self.world_size > 1:
             order = (torch.arange(total) if order is None else order)[self.rank::self.world_size]
-        if order is not None:
+        if order is not None and self.device.type == "cuda":  # one small copy per epoch, not waited for
+            order = order.pin_memory().to(self.device, non_blocking=True)
+        elif order is not None:
             order = order.to(self.device)
         for i in range(len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, self.n)
