@@ -112,3 +112,12 @@ def test_jobs_run_every_notebook_and_name_every_failure(tiny):
     for name in ("tiny", "second"):  # the failure stopped nothing
         assert (root / "book" / "demo" / f"{name}.ipynb").is_file(), name
     assert (root / "book" / "demo" / "broken.failed.json").is_file()
+
+
+def test_jobs_must_be_positive(tiny):
+    from cellrepro.book import execute_all
+    from cellrepro.cli import build_parser
+
+    assert build_parser().parse_args(["book", "--jobs", "3"]).jobs == 3
+    with pytest.raises(CellreproError, match="--jobs must be >= 1, got 0"):
+        execute_all(tiny, "smoke", tiny.root, jobs=0)
