@@ -23,11 +23,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from ..losses import finetune_loss, global_contrastive, local_contrastive
 from ..nets import GlobalHead, LocalHead, SplitUNet
-from ..train import fit
+from ..train import TensorLoader, adam, fit, release
 from .augment import global_augment, local_augment
 
 
@@ -42,13 +40,13 @@ class StageConfig:
     temperature: float = 0.5
     block_size: int = 16
     evals_per_epoch: int = 1
+    form: str = "hu"  # local stage: Hu et al.'s pixel contrast, or "literal" Eq. 3.4
     extra: dict = field(default_factory=dict)
 
 
-def _loader(arrays: list[torch.Tensor], batch: int, seed: int, shuffle: bool = True) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(*arrays), batch_size=batch, shuffle=shuffle, generator=g, drop_last=shuffle
-                      and len(arrays[0]) > batch)
+def _loader(arrays: list[torch.Tensor], batch: int, shuffle: bool = True) -> TensorLoader:
+    """Batches sampled on the training device (the tensors are moved there once by ``fit``)."""
+    return TensorLoader(*arrays, batch_size=batch, shuffle=shuffle, drop_last=shuffle and len(arrays[0]) > batch)
 
 
 def _steps(n: int, cfg: StageConfig) -> tuple[int, int]:
@@ -56,7 +54,7 @@ def _steps(n: int, cfg: StageConfig) -> tuple[int, int]:
     return cfg.epochs * per_epoch, max(1, per_epoch // max(cfg.evals_per_epoch, 1))
 
 
-def _mean_loss(loss_fn: Callable, batches: DataLoader) -> float:
+def _mean_loss(loss_fn: Callable, batches) -> float:
     values = [float(loss_fn(*b)) for b in batches]
     return float(np.mean(values)) if values else float("nan")
 
@@ -79,9 +77,9 @@ def global_stage(model: SplitUNet, images: torch.Tensor, cfg: StageConfig, val_i
 
     params = list(model.encoder_parameters()) + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    val = _loader([val_images], cfg.batch, seed, shuffle=False) if val_images is not None else None
-    return fit({"unet": model, "head": head}, {"encoder": torch.optim.Adam(params, lr=cfg.lr)}, step,
-               _loader([images], cfg.batch, seed), max_steps=steps, seed=seed, device=device, progress=progress,
+    val = _loader([val_images], cfg.batch, shuffle=False) if val_images is not None else None
+    return fit({"unet": model, "head": head}, {"encoder": adam(params, lr=cfg.lr)}, step,
+               _loader([images], cfg.batch), max_steps=steps, seed=seed, device=device, progress=progress,
                eval_every=every, eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x: loss_of(ctx, x), val)})
                if val is not None else None, desc="global stage")
 
@@ -102,7 +100,7 @@ def local_stage(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg
         x, m = x.to(ctx.device), m.to(ctx.device)
         views = torch.cat([local_augment(x), local_augment(x)])
         h = ctx.models["head"](ctx.models["unet"].decode(ctx.models["unet"].encode(views)))
-        return local_contrastive(h, torch.cat([m, m]), cfg.temperature, cfg.block_size)
+        return local_contrastive(h, torch.cat([m, m]), cfg.temperature, cfg.block_size, form=cfg.form)
 
     def step(ctx, batch):
         loss = loss_of(ctx, *batch)
@@ -111,10 +109,10 @@ def local_stage(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg
 
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    vl = _loader(list(val), cfg.batch, seed, shuffle=False) if val is not None else None
+    vl = _loader(list(val), cfg.batch, shuffle=False) if val is not None else None
     try:
-        return fit({"unet": model, "head": head}, {"local": torch.optim.Adam(params, lr=cfg.lr)}, step,
-                   _loader([images, masks], cfg.batch, seed), max_steps=steps, seed=seed, device=device,
+        return fit({"unet": model, "head": head}, {"local": adam(params, lr=cfg.lr)}, step,
+                   _loader([images, masks], cfg.batch), max_steps=steps, seed=seed, device=device,
                    progress=progress, eval_every=every, desc="local stage",
                    eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: loss_of(ctx, x, m), vl)}) if vl else None)
     finally:
@@ -136,9 +134,9 @@ def finetune(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg: S
         return {**terms, "loss": sum(terms.values())}
 
     steps, every = _steps(len(images), cfg)
-    vl = _loader(list(val), cfg.batch, seed, shuffle=False) if val is not None else None
-    return fit({"unet": model}, {"unet": torch.optim.Adam(model.parameters(), lr=cfg.lr)}, step,
-               _loader([images, masks], cfg.batch, seed), max_steps=steps, seed=seed, device=device, progress=progress,
+    vl = _loader(list(val), cfg.batch, shuffle=False) if val is not None else None
+    return fit({"unet": model}, {"unet": adam(model.parameters(), lr=cfg.lr)}, step,
+               _loader([images, masks], cfg.batch), max_steps=steps, seed=seed, device=device, progress=progress,
                eval_every=every, desc=f"fine-tune ({loss})",
                eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: sum(terms_of(ctx, x, m).values()), vl)})
                if vl else None)
@@ -162,27 +160,33 @@ def kfold_indices(n: int, folds: int, seed: int = 0) -> list[tuple[np.ndarray, n
 def cross_validate(model: SplitUNet, arrays: list[torch.Tensor], folds: int,
                    run: Callable[[SplitUNet, list[torch.Tensor], list[torch.Tensor]], pd.DataFrame],
                    seed: int = 0) -> tuple[SplitUNet, list[pd.DataFrame], int]:
-    """Run a stage on each fold from ``model``'s current weights; return the best fold's model,
-    all histories and the best index. ``run(model, train_arrays, val_arrays)`` trains in place."""
+    """Run a stage on each fold from ``model``'s current weights; return the best fold's model
+    (on the CPU), all histories and the best index. ``run(model, train_arrays, val_arrays)``
+    trains in place. Each fold's weights are kept as a CPU copy and its model released from the
+    device before the next fold starts."""
     start = copy.deepcopy(model.state_dict())
-    trained, histories = [], []
+    states, histories = [], []
     for train_idx, val_idx in kfold_indices(len(arrays[0]), folds, seed):
         m = copy.deepcopy(model)
         m.load_state_dict(start)
         histories.append(run(m, [a[train_idx] for a in arrays], [a[val_idx] for a in arrays]))
-        trained.append(m)
+        states.append({k: v.detach().cpu().clone() for k, v in m.state_dict().items()})
+        release(m)
     best = best_fold(histories)
-    return trained[best], histories, best
+    chosen = copy.deepcopy(model).cpu()
+    chosen.load_state_dict(states[best])
+    return chosen, histories, best
 
 
 @torch.no_grad()
 def predict(model: SplitUNet, images: torch.Tensor, batch: int = 16, device: str | None = None) -> np.ndarray:
     """Foreground probabilities (N, H, W) for (N, 1, H, W) images."""
     device = device or next(model.parameters()).device
+    was_training = model.training
     model.eval()
     out = [torch.sigmoid(model(images[i:i + batch].to(device))).cpu() for i in range(0, len(images), batch)]
-    model.train()
-    return torch.cat(out)[:, 0].numpy()
+    model.train(was_training)
+    return torch.cat(out)[:, 0].float().numpy()
 
 
 def f1_per_image(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -102,6 +102,7 @@ def plan_sweep(project: Project, notebook: str, grid: dict[str, list[str]], prof
     nb = project.notebook(notebook)
     if not grid:
         raise CellreproError("cellrepro sweep: give at least one --grid NAME=V1,V2 or --seeds")
+    grid = seeds_as_runs(nb, grid)
     checked: dict[str, list[Any]] = {}
     for name, values in grid.items():
         typed = [apply_overrides(nb.parameters, {name: v}, where=nb.key, source=f"--grid {name}")[name] for v in values]
@@ -116,6 +117,19 @@ def plan_sweep(project: Project, notebook: str, grid: dict[str, list[str]], prof
         runs.append(Run(run_id(nb.key, profile, params), params, resolved, resources))
     folder = Path(out) if out is not None else default_sweep_dir(project, profile, nb)
     return SweepPlan(project, nb, profile, checked, tuple(runs), folder.resolve())
+
+
+def seeds_as_runs(nb: Notebook, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``--seeds`` (``seed`` in the grid) for a notebook that takes a list ``seeds`` instead of
+    a ``seed``: each value becomes a one-seed list, so every seed is its own run.
+
+    >>> from types import SimpleNamespace as NS
+    >>> seeds_as_runs(NS(parameters={"seeds": None}), {"seed": ["0", "1"], "n": ["2"]})
+    {'n': ['2'], 'seeds': ['[0]', '[1]']}
+    """
+    if "seed" in grid and "seed" not in nb.parameters and "seeds" in nb.parameters and "seeds" not in grid:
+        grid = {k: v for k, v in grid.items() if k != "seed"} | {"seeds": [f"[{v}]" for v in grid["seed"]]}
+    return grid
 
 
 def resources_for(profile: str, key: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def axes_grid(rows: int, cols: int, size: float = 2.2):
 
 def augmentation_examples(images: torch.Tensor, n: int = 3, seed: int = 0):
     """Fig. 3.3: crops and two random augmentation sequences of each (global stage)."""
-    from .augment import global_augment
+    from ...semi.augment import global_augment
 
     torch.manual_seed(seed)
     fig, axes = axes_grid(n, 3)
@@ -82,21 +82,27 @@ def curves(histories: dict[str, pd.DataFrame]):
     return fig
 
 
-def proportion_panels(results: pd.DataFrame, loss: str, vary: str, fixed: str, supervised_mean: float):
-    """Figs. 5.1-5.6: F1 (mean +- per-image SD) against the proportion ``vary`` for each value of ``fixed``."""
+def proportion_panels(seeds: pd.DataFrame, vary: str, fixed: str, supervised: pd.Series):
+    """Figs. 5.1-5.6: test F1 against the proportion ``vary`` for each value of ``fixed``: the mean
+    over seeds with the seeds' range (the thesis draws a per-crop SD), the supervised mean as a line.
+
+    ``seeds`` has one row per (seed, global_fraction, local_fraction) with column ``f1``;
+    ``supervised`` the supervised F1 per seed."""
     import matplotlib.pyplot as plt
 
-    sub = results[results["loss"] == loss]
-    levels = sorted(sub[fixed].unique())
-    fig, axes = plt.subplots(1, len(levels), figsize=(2.6 * len(levels), 2.6), layout="constrained", squeeze=False,
+    levels = sorted(seeds[fixed].unique())
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.0 * len(levels), 2.8), layout="constrained", squeeze=False,
                              sharey=True)
     for ax, level in zip(axes[0], levels):
-        part = sub[sub[fixed] == level].sort_values(vary)
-        ax.errorbar(part[vary] * 100, part["f1_mean"], yerr=part["f1_sd"], color="C3", marker="o", ms=3, capsize=2)
-        ax.axhline(supervised_mean, color="C0", lw=1)
-        ax.set_title(f"{fixed.split('_')[0]} {level:.0%}", fontsize=8)
-        ax.set_xlabel(f"{vary.split('_')[0]} stage data (%)", fontsize=8)
-    axes[0, 0].set_ylabel("F1")
+        part = seeds[seeds[fixed] == level].groupby(vary)["f1"].agg(["mean", "min", "max"])
+        x = part.index.to_numpy(float) * 100
+        ax.plot(x, part["mean"], "o-", color="C3", ms=4, label="pre-trained (mean of seeds)")
+        ax.fill_between(x, part["min"], part["max"], color="C3", alpha=0.2, lw=0, label="range over seeds")
+        ax.axhline(supervised.mean(), color="C0", lw=1, label="supervised (mean of seeds)")
+        ax.set_title(f"{fixed.split('_')[0]} stage {level:.0%}")
+        ax.set_xlabel(f"{vary.split('_')[0]} stage data (%)")
+    axes[0, 0].set_ylabel("test F1 (true masks)")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
     return fig
 
 

@@ -1,0 +1,1 @@
+"""What only one paper's notebooks use: its split, grids, protocol and figure helpers."""
