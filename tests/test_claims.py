@@ -95,7 +95,17 @@ def test_claim_status_reads_records_skips_smoke_and_says_why(tmp_path):
     assert rows["organoid-C1"]["verdict"]["verdict"] == "holds" and rows["organoid-C1"]["why"] == ""
     assert "no published verdict" in rows["organoid-C3"]["why"]  # it has a section, judged only in smoke
     assert "private data" in rows["organoid-C4"]["why"]
-    assert "no chapter section" in rows["organoid-C7"]["why"]
+    assert "no chapter section" in rows["spheroid-C3"]["why"]
     assert "public data set" in rows["mmcs-C12"]["why"]
     assert chapter_status(list(rows.values()), "organoid") == ("partly", 2, 10)
     assert chapter_status(list(rows.values()), "mmcs")[0] == "not yet"
+
+
+def test_each_notebook_that_records_a_verdict_is_the_claims_section(repo):
+    """claims.yml names, for every claim a notebook judges, that notebook's section (and no other)."""
+    judged = {}
+    for nb in repo.notebooks().values():
+        for cid in re.findall(r'record_verdict\(\s*"([a-z]+-C\d+)"', nb.source.read_text(encoding="utf-8")):
+            judged[cid] = nb.key.replace("/", "-")
+    sections = {c["id"]: c["section"] for c in claims()}
+    assert {cid: sections[cid] for cid in judged} == judged
