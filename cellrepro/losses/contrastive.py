@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 LOCAL_FORMS = ("hu", "literal")
 
@@ -31,49 +30,63 @@ def _blocks(features: torch.Tensor, labels: torch.Tensor, s: int) -> tuple[torch
     return f, y
 
 
-def _chunk_loss(f: torch.Tensor, y: torch.Tensor, temperature: float, form: str) -> torch.Tensor:
-    """Sum over the foreground anchors of one chunk of blocks, and their count (as a 2-vector).
+class _BlockContrast(torch.autograd.Function):
+    """Sum over one group's anchors of the local loss, with its gradient in closed form.
 
-    Only foreground rows of the similarity matrix are formed (background pixels are never
-    anchors); the positive and negative sums are matrix-vector products of ``exp`` of that
-    matrix with the label vector. Similarities are shifted by 1/tau (unit vectors: s <= 1) so
-    every exponent is <= 0. The anchor set has a data-dependent size, so each block costs one
-    ``nonzero`` (a host sync on a GPU); this is the price of never forming background rows.
+    ``anchors`` (m, D) are the foreground rows of ``group`` (n, D) at columns ``idx``; ``fg`` (n,)
+    is 1 for foreground. With ``L = (anchors @ group.T - 1) / tau`` (<= 0 for unit vectors) and
+    ``e = exp(L)`` with each anchor's own column zeroed, the per-anchor terms are
+
+    * Hu: ``-(sum_p L_ip) / |P| + log(sum_k e_ik)``, gradient ``e_ik / sum_k e_ik - fg_k / |P|``;
+    * literal: ``-(log sum_p e_ip - log sum_n e_in) / |P|``, gradient
+      ``-(e_ik fg_k / pos_i - e_ik (1 - fg_k) / neg_i) / |P|``;
+
+    (the anchor's own column has gradient 0 in both). Autograd would keep several (m, n)
+    temporaries per group for the backward pass; here only the inputs are kept and ``e`` is
+    recomputed once, so memory and time are a few (m, n) passes per group.
     """
-    f = f.float()
-    fg = y > 0.5                                     # (blocks, n)
-    n_fg = fg.sum(-1, keepdim=True)                  # positives of an anchor: the other fg pixels
-    n_pos = (n_fg - 1).float()                       # (blocks, 1)
-    n_neg = (~fg).sum(-1, keepdim=True).float()
-    total = f.new_zeros(())
-    count = f.new_zeros(())
-    for k in range(f.shape[0]):
-        idx = fg[k].nonzero().squeeze(1)
-        if idx.numel() < 2:                           # an anchor needs a positive
-            continue
-        if form == "literal" and n_neg[k] == 0:       # Eq. 3.4 needs a negative in the denominator
-            continue
-        anchors = f[k, idx]                           # (m, D)
-        logits = (anchors @ f[k].T - 1.0) / temperature   # (m, n), <= 0 for unit vectors
+
+    @staticmethod
+    def _exp(anchors, group, idx, temperature):
+        logits = (anchors @ group.T - 1.0) / temperature
         e = torch.exp(logits)
-        self_logit = ((anchors * anchors).sum(-1) - 1.0) / temperature
-        self_e = torch.exp(self_logit)
-        yk = fg[k].to(e.dtype)
-        pos_e = e @ yk - self_e                       # sum over P(u, v): fg pixels except the anchor
-        if form == "literal":
-            neg_e = e @ (1.0 - yk)                    # sum over N(u, v)
-            per_anchor = (torch.log(pos_e.clamp_min(1e-30)) - torch.log(neg_e.clamp_min(1e-30))) / n_pos[k]
+        rows = torch.arange(len(idx), device=idx.device)
+        e[rows, idx] = 0.0
+        return logits, e, rows
+
+    @staticmethod
+    def forward(ctx, anchors, group, fg, idx, n_pos, temperature, literal):
+        logits, e, rows = _BlockContrast._exp(anchors, group, idx, temperature)
+        if literal:
+            pos = (e @ fg).clamp_min(1e-30)
+            neg = (e @ (1.0 - fg)).clamp_min(1e-30)
+            per_anchor = -(torch.log(pos) - torch.log(neg)) / n_pos
         else:
-            pos_logit = (logits @ yk - self_logit) / n_pos[k]   # mean over P of s_ip / tau (shifted)
-            denominator = torch.log((e.sum(-1) - self_e).clamp_min(1e-30))  # all k != i
-            per_anchor = pos_logit - denominator
-        total = total - per_anchor.sum()
-        count = count + idx.numel()
-    return torch.stack([total, count])
+            pos_logits = logits @ fg - logits[rows, idx]
+            per_anchor = -pos_logits / n_pos + torch.log(e.sum(-1).clamp_min(1e-30))
+        ctx.save_for_backward(anchors, group, fg, idx)
+        ctx.n_pos, ctx.temperature, ctx.literal = n_pos, temperature, literal
+        return per_anchor.sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        anchors, group, fg, idx = ctx.saved_tensors
+        _, e, rows = _BlockContrast._exp(anchors, group, idx, ctx.temperature)
+        if ctx.literal:
+            pos = (e @ fg).clamp_min(1e-30)[:, None]
+            neg = (e @ (1.0 - fg)).clamp_min(1e-30)[:, None]
+            g = e * (fg / pos - (1.0 - fg) / neg)
+            g.mul_(-1.0 / ctx.n_pos)
+        else:
+            g = e / e.sum(-1, keepdim=True).clamp_min(1e-30)
+            g.sub_(fg / ctx.n_pos)
+            g[rows, idx] = 0.0
+        g.mul_(grad / ctx.temperature)
+        return g @ group, g.T @ anchors, None, None, None, None, None
 
 
 def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07,
-                      block_size: int = 16, form: str = "hu", chunk: int = 8) -> torch.Tensor:
+                      block_size: int = 16, form: str = "hu") -> torch.Tensor:
     """Eq. 3.4-3.5: supervised contrast between pixels, within and between the images of a batch.
 
     Anchors are the organoid pixels (positive pairs of background pixels are filtered out, so
@@ -109,9 +122,9 @@ def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature:
     >>> round(float(literal), 4) == round(-(1.0 - 0.0) + torch.log(torch.tensor(2.0)).item(), 4)
     True
 
-    Memory: only the (anchors x group) similarity rows are formed, one block at a time, and each
-    chunk of ``chunk`` blocks is recomputed in the backward pass (activation checkpointing), so
-    the peak is one chunk's rows, not all pairs of the batch.
+    Memory: only the (anchors x group) similarity rows of one block position are formed at a
+    time, and the gradient is written in closed form (:class:`_BlockContrast`), so nothing of
+    that size is kept between the forward and the backward pass.
 
     Args:
         features: (B, D, H, W) pixel embeddings (unit vectors, see ``LocalHead``).
@@ -119,7 +132,6 @@ def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature:
         temperature: tau (Table 4.2: 0.07).
         block_size: side of the blocks whose same positions are contrasted.
         form: ``"hu"`` or ``"literal"``.
-        chunk: blocks per checkpointed chunk.
 
     Returns:
         The mean over all anchors (a scalar); zero with a gradient path when there is none.
@@ -136,14 +148,19 @@ def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature:
         raise ValueError(f"feature size {h}x{w} is not a multiple of the block size {s}")
     f, y = _blocks(features, labels.to(features.dtype), s)
     with torch.autocast(device_type=features.device.type, enabled=False):
-        parts = []
-        for i in range(0, f.shape[0], chunk):
-            fi, yi = f[i:i + chunk], y[i:i + chunk].float()
-            if features.requires_grad:
-                parts.append(checkpoint(_chunk_loss, fi, yi, temperature, form, use_reentrant=False))
-            else:
-                parts.append(_chunk_loss(fi, yi, temperature, form))
-        total, count = torch.stack(parts).sum(0)
+        f = f.float()
+        fg = y > 0.5
+        n_fg = fg.sum(-1)
+        n_neg = (~fg).sum(-1)
+        total = f.new_zeros(())
+        count = 0
+        for k in range(f.shape[0]):
+            idx = fg[k].nonzero().squeeze(1)
+            if idx.numel() < 2 or (form == "literal" and n_neg[k] == 0):  # a positive (and a negative)
+                continue
+            total = total + _BlockContrast.apply(f[k, idx], f[k], fg[k].float(), idx, float(n_fg[k] - 1),
+                                                 temperature, form == "literal")
+            count += idx.numel()
     if count == 0:
         return features.sum() * 0.0
     return total / count

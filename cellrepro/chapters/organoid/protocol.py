@@ -122,7 +122,7 @@ def tagged(scores: pd.DataFrame, **tags) -> pd.DataFrame:
 
 
 def pretrainers(dataset: str, data_root: str | None, seeds: list[int], n_train: int, n_test: int, size: int,
-                crop: int, n_labelled: int | None, settings: Settings):
+                crop: int, n_labelled: int | None, settings: Settings, pool_share: float = 0.5):
     """For each seed: its training images and split (the test set is shared), as a
     :class:`Pretrainer`, with the training and test images: ``(pretrainer, train, test)``."""
     from tqdm import tqdm
@@ -131,4 +131,5 @@ def pretrainers(dataset: str, data_root: str | None, seeds: list[int], n_train: 
 
     for seed in tqdm(seeds, desc="seeds", unit="seed", disable=None):
         train, test = load_images(dataset, data_root, n_train, n_test, size, seed)
-        yield Pretrainer(prepare(train, test, crop, seed, n_labelled=n_labelled), settings, seed), train, test
+        sp = prepare(train, test, crop, seed, pool_share=pool_share, n_labelled=n_labelled)
+        yield Pretrainer(sp, settings, seed), train, test

@@ -102,13 +102,14 @@ def test_crops(images: list, crop: int, min_fraction: float = 0.03) -> TestSet:
                    np.array([names.index(n) for n, *_ in crops.origin]), names, crops.origin)
 
 
-def prepare(train_images: list, test_images: list, crop: int, seed: int = 0, pool_share: float = 0.75,
+def prepare(train_images: list, test_images: list, crop: int, seed: int = 0, pool_share: float = 0.5,
             n_labelled: int | None = None, overlap: float = 0.5) -> OrganoidSplit:
     """Crops for one seed: pool (global/local halves) and fine-tuning by image, plus the test set.
 
     Args:
         pool_share: share of the training images in the pre-training pool (the rest are
-            fine-tuning images; at least one each).
+            fine-tuning images; at least one each). The thesis halves its training crops
+            (~35,000 for pre-training, ~35,000 for fine-tuning).
         n_labelled: keep this many fine-tuning crops (chosen at random; None: all), the
             label-scarce setting where pre-training can matter.
     """
