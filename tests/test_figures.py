@@ -48,3 +48,24 @@ def test_gallery_and_stacking_figures_keep_fonts_of_8_pt():
             "k_curves": k_curves(sweeps, k_paper=2)}
     for name, fig in figs.items():
         assert report.rendered_font_pt(fig) >= 8, name
+
+
+def test_organoid_figures_keep_fonts_of_8_pt():
+    import torch
+
+    from cellrepro.chapters.organoid import figures as org
+
+    x = torch.rand(4, 1, 32, 32)
+    m = (x > 0.5).float()
+    probs = {name: np.random.rand(4, 32, 32) for name in ("pre-trained", "supervised", "classical")}
+    hist = pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "loss": [1.0, 0.5], "val_loss": [0.9, 0.6]})
+    grid = pd.DataFrame({"seed": [0, 0, 0, 0], "global_fraction": [0.1, 0.1, 0.6, 0.6],
+                         "local_fraction": [0.1, 0.6, 0.1, 0.6], "f1": [0.8, 0.85, 0.81, 0.86]})
+    figs = {"augment": org.augmentation_examples(x, n=3), "pairs": org.pair_examples(x[0], m[0]),
+            "predictions": org.predictions(x, m, probs, [0, 1, 2], true=m),
+            "curves": org.curves({"global": hist, "local": hist, "fine-tuning": hist}),
+            "panels": org.proportion_panels(grid, "global_fraction", "local_fraction", pd.Series([0.8])),
+            "toy": org.axes_grid(1, 3, 2.4)[0]}
+    for name, fig in figs.items():
+        assert fig.get_figwidth() <= org.WIDTH + 1e-9, name
+        assert report.rendered_font_pt(fig) >= 8, name

@@ -7,11 +7,17 @@ import pandas as pd
 import torch
 
 
+WIDTH = 7.5
+"""Widest figure, inches: at the book's 150 dpi it is scaled to the text column and keeps the
+style's 9-10 pt text at >= 8 pt as rendered (see :func:`cellrepro.report.rendered_font_pt`)."""
+
+
 def axes_grid(rows: int, cols: int, size: float = 2.2):
-    """A grid of axes without ticks for image panels (returns figure and axes array)."""
+    """A grid of axes without ticks for image panels, at most :data:`WIDTH` wide (figure, axes)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False, layout="constrained")
+    size = min(size, WIDTH / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size + 0.3), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.set_axis_off()
     return fig, axes
@@ -27,7 +33,7 @@ def augmentation_examples(images: torch.Tensor, n: int = 3, seed: int = 0):
         x = images[r:r + 1]
         for c, (img, title) in enumerate(((x, "crop"), (global_augment(x), "view 1"), (global_augment(x), "view 2"))):
             axes[r, c].imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[r, c].set_title(title, fontsize=8)
+            axes[r, c].set_title(title)
     return fig
 
 
@@ -45,7 +51,7 @@ def pair_examples(image: torch.Tensor, mask: torch.Tensor, seed: int = 0):
         ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.contour(m, levels=[0.5], colors="yellow", linewidths=0.6)
         ax.plot([a[1], other[1]], [a[0], other[0]], "-o", color=colour, ms=4, lw=1)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title)
     return fig
 
 
@@ -61,7 +67,7 @@ def predictions(images: torch.Tensor, masks: torch.Tensor, probs: dict[str, np.n
         cols += [(p[i] >= 0.5, name) for name, p in probs.items()]
         for c, (img, title) in enumerate(cols):
             axes[r, c].imshow(img, cmap="gray", vmin=0, vmax=1)
-            axes[r, c].set_title(title, fontsize=8)
+            axes[r, c].set_title(title, fontsize=9)
     return fig
 
 
@@ -69,16 +75,16 @@ def curves(histories: dict[str, pd.DataFrame]):
     """Training and validation losses of each stage against the step."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(histories), figsize=(3.6 * len(histories), 2.8), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(histories), figsize=(WIDTH, 2.8), layout="constrained", squeeze=False)
     for ax, (name, h) in zip(axes[0], histories.items()):
         train = [c for c in h.columns if c not in ("step", "epoch", "val_loss") and not c.startswith("lr/")]
         ax.plot(h["step"], h[train[-1]], lw=1, label=f"train ({train[-1]})")
         if "val_loss" in h:
             v = h.dropna(subset=["val_loss"])
             ax.plot(v["step"], v["val_loss"], "o-", ms=3, label="validation")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        ax.legend()
     return fig
 
 
@@ -91,8 +97,8 @@ def proportion_panels(seeds: pd.DataFrame, vary: str, fixed: str, supervised: pd
     import matplotlib.pyplot as plt
 
     levels = sorted(seeds[fixed].unique())
-    fig, axes = plt.subplots(1, len(levels), figsize=(3.0 * len(levels), 2.8), layout="constrained", squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(levels), figsize=(min(WIDTH, 3.5 * len(levels)), 3.0), layout="constrained",
+                             squeeze=False, sharey=True)
     for ax, level in zip(axes[0], levels):
         part = seeds[seeds[fixed] == level].groupby(vary)["f1"].agg(["mean", "min", "max"])
         x = part.index.to_numpy(float) * 100
@@ -102,7 +108,7 @@ def proportion_panels(seeds: pd.DataFrame, vary: str, fixed: str, supervised: pd
         ax.set_title(f"{fixed.split('_')[0]} stage {level:.0%}")
         ax.set_xlabel(f"{vary.split('_')[0]} stage data (%)")
     axes[0, 0].set_ylabel("test F1 (true masks)")
-    axes[0, -1].legend(fontsize=8, loc="lower right")
+    axes[0, -1].legend(loc="lower right")
     return fig
 
 
