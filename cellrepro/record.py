@@ -240,7 +240,8 @@ def banner_markdown(record: dict[str, Any]) -> str:
         ":class: note cellrepro-banner",
         f"**Profile** `{record.get('profile')}`" + (f" with {over_text}" if over_text else "")
         + f" · **device** {record.get('device')}"
-        + f" · **wall time** {format_duration(record.get('wall_time_s', 0.0))}",
+        + f" · **wall time** {format_duration(record.get('wall_time_s', 0.0))}"
+        + (f" (kernel CPU {format_duration(record['cpu_time_s'])})" if record.get("cpu_time_s") is not None else ""),
         f"**Commit** {commit_text} · **run on** {str(record.get('started', ''))[:10]}"
         + f" · **seed** {record.get('seed')} · **data** {dataset}"
         + (f" · **source** `{record['source_hash']}`" if record.get("source_hash") else ""),

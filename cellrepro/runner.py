@@ -129,6 +129,7 @@ def run_notebook(
             log.info("running %s (profile %s, overrides %s)", nb.key, profile, overrides or "none")
             step = "executing"
             t0 = time.perf_counter()
+            cpu0 = _children_cpu_s()
             with _env(METRICS_ENV, str(metrics_file)), _env(PROFILE_ENV, profile), \
                     _env("PYTHONWARNINGS", _kernel_warnings()), _known_parameters(set(nb.parameters)):
                 papermill.execute_notebook(
@@ -137,6 +138,9 @@ def run_notebook(
                 )
             step = "writing results"
             record["wall_time_s"] = round(time.perf_counter() - t0, 2)
+            cpu = _children_cpu_s()
+            if cpu is not None and cpu0 is not None:
+                record["cpu_time_s"] = round(cpu - cpu0, 1)
             logged = read_logged(metrics_file)
             record["device"] = logged.pop("device", None) or machine_device()
             record["metrics"] = logged
@@ -155,6 +159,21 @@ def run_notebook(
         for stale in (out / f"{nb.experiment}.failed.ipynb", out / f"{nb.experiment}.failed.json"):
             stale.unlink(missing_ok=True)
     return RunResult(nb_path, record_path, record)
+
+
+def _children_cpu_s() -> float | None:
+    """User + system CPU seconds of this process's finished children (the notebook's kernel once
+    papermill has shut it down); None where ``resource`` does not exist (Windows).
+
+    A record's ``cpu_time_s`` is the kernel's work independent of other load on the machine: a
+    run whose kernel used at most N CPU seconds takes at most N seconds on one idle core.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 #: Parts of function names on a traceback that show the kernel was being started.

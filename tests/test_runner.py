@@ -28,6 +28,7 @@ def test_smoke_run_writes_notebook_and_record(tiny, tmp_path):
     assert len(rec["git"]["commit"]) == 40 and rec["git"]["dirty"] is False
     assert {"python", "cellrepro", "torch", "monai", "kornia"} <= set(rec["versions"])
     assert rec["wall_time_s"] > 0 and rec["started"].endswith("+00:00")
+    assert rec["cpu_time_s"] > 0  # the kernel's own CPU seconds (POSIX), independent of other load
 
     nb = nbformat.read(result.notebook, as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
