@@ -8,7 +8,7 @@ import torch
 from skimage.draw import disk, ellipse
 
 from cellrepro.instances import flows_to_masks, masks_to_flows
-from cellrepro.instances.flows import flow_errors, instance_centres
+from cellrepro.instances.flows import fill_holes_and_remove_small, flow_errors, instance_centres
 
 
 def drawn(shape, *shapes) -> np.ndarray:
@@ -128,6 +128,19 @@ def test_small_and_huge_masks_are_dropped_as_cellpose_does():
     out = round_trip(masks, max_size_fraction=1.0, min_size=30)
     assert out.max() == 1 and not out[small].any() and best_ious(big.astype(int), out)[1] > 0.9
     assert round_trip(masks, max_size_fraction=1.0).max() == 2
+
+
+def test_holes_are_filled_around_an_instance_inside_another():
+    masks = drawn((40, 40), (4, "disk", ((20, 20), 15)))
+    masks[12:29, 12:29] = 0  # a hole in instance 4 ...
+    masks[16:25, 16:25] = 9  # ... holding instance 9, with a background gap around it
+    masks[0:3, 0:3] = 2  # 9 px: dropped
+    out = fill_holes_and_remove_small(masks, min_size=15)
+    assert out.max() == 2 and not out[0:3, 0:3].any()
+    inner = np.zeros_like(masks, bool)
+    inner[16:25, 16:25] = True
+    assert (out[inner] == 2).all()
+    assert (out[(masks == 4) | ((masks == 0) & (np.hypot(*np.indices(masks.shape) - 20) < 10))] == 1).all()
 
 
 def test_flow_error_check_drops_a_blob_whose_flows_are_not_a_cell_s():
