@@ -143,17 +143,20 @@ def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.Da
         paper = e.get("paper_effect")
         paper_text = fmt_number(paper, int(e.get("digits") or 3), signed=True) if isinstance(paper, (int, float)) else (paper or "—")
         n = e.get("n")
+        threshold = e.get("threshold")
+        rule = f"threshold {fmt_number(threshold, int(e.get('digits') or 3))}" if isinstance(threshold, (int, float)) \
+            else (threshold or "")
+        over = f" over {n} {e.get('over') or 'seeds'}" if n and not interval.startswith("no") else ""
         rows.append({
             "claim": f"{e['claim']}: {find_claim(e['claim'])['claim']}",
-            "metric": e.get("metric") or "—",
+            "measured (verdict rule)": (e.get("metric") or "—") + (f" ({rule})" if rule else ""),
             "paper": paper_text,
-            "this run": effect,
-            "95% interval": interval + (f" over {n} {e.get('over') or 'seeds'}" if n and not interval.startswith("no") else ""),
-            "rule": fmt_number(e.get("threshold"), int(e.get("digits") or 3)) if e.get("threshold") is not None else "—",
+            "this run [95% interval]": f"{effect} {interval}{over}",
             "verdict": NOT_JUDGED if smoke or e.get("profile") == "smoke" else e["verdict"],
             "note": e.get("note") or "",
         })
-    return pd.DataFrame(rows, columns=["claim", "metric", "paper", "this run", "95% interval", "rule", "verdict", "note"])
+    return pd.DataFrame(rows, columns=["claim", "measured (verdict rule)", "paper", "this run [95% interval]", "verdict",
+                                       "note"])
 
 
 def verdict_table(claims: list[str] | None = None, caption: str | None = None) -> Any:
