@@ -130,7 +130,8 @@ class ClaimsTable(_RecordsDirective):
             label = (v.get("notebook") or "").replace("/", "-") or r["section"]
             run = [_ref(label)] if label else []
             run.append(nodes.Text(f" ({v.get('profile')} profile, {v.get('device') or 'device not recorded'})"))
-            cells.append([claim, nodes.strong(text=v["verdict"]), f"{metric}: {effect} {interval}".strip(": "), run])
+            shown = f"{effect} ({interval})" if interval.startswith("no") else f"{effect} {interval}"
+            cells.append([claim, nodes.strong(text=v["verdict"]), f"{metric}: {shown}".strip(": "), run])
         return [_table(["claim (where in the paper)", "verdict", "effect [95% interval], or why not yet",
                         "section (profile, device)"],
                        cells, [8, 2, 5, 4], ["cellrepro-verdicts", "cellrepro-claims"], ids)]
