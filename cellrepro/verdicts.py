@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, Mapping
 
 import pandas as pd
@@ -132,6 +133,22 @@ def effect_text(entry: Mapping[str, Any]) -> tuple[str, str]:
     return effect, interval
 
 
+_NAN_INTERVAL = re.compile(r"\[\s*[+-]?nan,\s*[+-]?nan\s*\]")
+_NAN = re.compile(r"(?<![A-Za-z])[+-]?nan(?![A-Za-z])")
+
+
+def clean_note(note: str) -> str:
+    """A verdict's note with every NaN said in words: notebooks format their own intervals into
+    notes, and with fewer than two seeds (the smoke profile, or ``-p seeds "[0]"``) those are NaN.
+
+    >>> clean_note("a: +0.010 [+nan, +nan]; b: nan")
+    'a: +0.010 (no interval: fewer than 2 seeds); b: —'
+    >>> clean_note("financial")
+    'financial'
+    """
+    return _NAN.sub("—", _NAN_INTERVAL.sub("(no interval: fewer than 2 seeds)", note))
+
+
 def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.DataFrame:
     """The verdict table's cells as strings (the claims page uses the same columns)."""
     from .claims import claim as find_claim
@@ -153,7 +170,7 @@ def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.Da
             "paper": paper_text,
             "this run [95% interval]": f"{effect} {interval}{over}",
             "verdict": NOT_JUDGED if smoke or e.get("profile") == "smoke" else e["verdict"],
-            "note": e.get("note") or "",
+            "note": clean_note(e.get("note") or ""),
         })
     return pd.DataFrame(rows, columns=["claim", "measured (verdict rule)", "paper", "this run [95% interval]", "verdict",
                                        "note"])

@@ -100,7 +100,7 @@ def coco_ap(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], scores: Sequ
 
     Example:
         >>> gt = np.zeros((32, 32), int); gt[4:12, 4:12] = 1
-        >>> coco_ap([gt], [gt])["AP"]
+        >>> round(coco_ap([gt], [gt])["AP"], 6)
         1.0
     """
     dataset, results = to_coco(gts, preds, scores)
