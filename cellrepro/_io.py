@@ -23,9 +23,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ``suffix`` ends the temporary name, for writers that choose the format by extension
     (``.tif``, ``.png``, ``.czi``).
 
-    Example:
-        >>> with atomic_path("out/result.json") as tmp:  # doctest: +SKIP
-        ...     tmp.write_text("{}")
+    Example (the target changes only when the body succeeds):
+        >>> import pathlib, tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "result.json"
+        >>> with atomic_path(out) as tmp:
+        ...     _ = tmp.write_text("{}")
+        >>> try:
+        ...     with atomic_path(out) as tmp:
+        ...         _ = tmp.write_text("half")
+        ...         raise RuntimeError("the writer died")
+        ... except RuntimeError:
+        ...     pass
+        >>> out.read_text(), [p.name for p in out.parent.iterdir()]
+        ('{}', ['result.json'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
