@@ -34,6 +34,19 @@ DATA_FORMATS = ("cellseg", "cellpose", "livecell", "zstack", "organoid", "fields
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _printing(lines: Callable[[argparse.Namespace], Any]) -> Handler:
+    """A command from a generator of output lines (whose return value is the exit status): the
+    lines are printed as they come, here, where the package prints."""
+    def run(args: argparse.Namespace) -> int:
+        gen = lines(args)
+        while True:
+            try:
+                print(next(gen), flush=True)
+            except StopIteration as done:
+                return int(done.value or 0)
+    return run
+
+
 def _project(args: argparse.Namespace) -> Project:
     return Project(args.root) if args.root else Project.find()
 
@@ -298,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_show)
     from .sweep.command import add_parsers as add_sweep_parsers
 
-    add_sweep_parsers(sub)
+    add_sweep_parsers(sub, _printing)
     return parser
 
 

@@ -11,6 +11,7 @@ Everything after ``--`` goes to Snakemake unchanged (:func:`split_passthrough`).
 from __future__ import annotations
 
 import argparse
+from typing import Callable, Iterator
 
 from ..project import PROFILES
 
@@ -26,7 +27,9 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:at], argv[at + 1:]
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def sweep_lines(args: argparse.Namespace) -> Iterator[str]:
+    """``cellrepro sweep``: plan, run and report, yielding the lines the command shows (the CLI
+    prints them as they come, so the plan appears before Snakemake starts); returns the exit status."""
     from .. import CellreproError
     from ..project import Project
     from ..runner import NotebookFailed
@@ -38,21 +41,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     project = Project(args.root) if args.root else Project.find()
     plan = plan_sweep(project, args.notebook, parse_grid(args.grid or [], args.seeds), profile=args.profile,
                       out=args.out)
-    print(f"{plan.notebook.key}: {len(plan.runs)} runs in profile {plan.profile} -> {plan.out}")
+    yield f"{plan.notebook.key}: {len(plan.runs)} runs in profile {plan.profile} -> {plan.out}"
     for run in plan.runs:
         values = ", ".join(f"{k}={v!r}" for k, v in run.parameters.items())
         needs = ", ".join(f"{k}={v}" for k, v in run.resources.items())
-        print(f"  {run.id}  {values}  [{needs}]")
+        yield f"  {run.id}  {values}  [{needs}]"
     result = run_sweep(plan, cores=args.cores, jobs=args.jobs, executor=args.executor, dry_run=args.dry_run,
                        extra=getattr(args, "snakemake_args", []))
     if args.dry_run:
         return result.returncode
-    print(f"ran {len(result.executed)} of {len(plan.runs)} runs: {len(result.ok)} ok, {len(result.failed)} failed, "
-          f"{len(result.pending)} not run")
+    yield (f"ran {len(result.executed)} of {len(plan.runs)} runs: {len(result.ok)} ok, {len(result.failed)} failed, "
+           f"{len(result.pending)} not run")
     for run in result.failed:
-        print(f"  failed: {run}  log {plan.out / 'logs' / (run + '.log')}")
+        yield f"  failed: {run}  log {plan.out / 'logs' / (run + '.log')}"
     if args.collect and (result.ok or result.failed):
-        print(f"results: {write_results(plan.out)}")
+        yield f"results: {write_results(plan.out)}"
     if result.failed:  # exit status 1, as for a failing `cellrepro run`
         raise NotebookFailed(f"sweep {plan.out}: {len(result.failed)} run(s) failed; fix the cause and run the "
                              "same command again to re-run only those")
@@ -62,17 +65,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_collect(args: argparse.Namespace) -> int:
+def collect_lines(args: argparse.Namespace) -> Iterator[str]:
+    """``cellrepro collect``: write the results table and yield its summary line; returns 0."""
     from .collect import collect, write_results
 
     path = write_results(args.folder, args.out)
     table = collect(args.folder)
-    print(f"{len(table)} runs ({(table.status == 'ok').sum()} ok) -> {path}")
+    yield f"{len(table)} runs ({(table.status == 'ok').sum()} ok) -> {path}"
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``sweep`` and ``collect`` to the ``cellrepro`` command's subparsers."""
+def add_parsers(sub: argparse._SubParsersAction, handler: Callable) -> None:
+    """Add ``sweep`` and ``collect`` to the ``cellrepro`` command's subparsers; ``handler`` turns a
+    line generator into the command's function (the CLI's, which prints)."""
     p = sub.add_parser("sweep", help="run a notebook over a grid of parameters with Snakemake (laptop or SLURM)",
                        description="Run NOTEBOOK once per combination of --grid values (and --seeds) with "
                                    "Snakemake. Arguments after -- go to Snakemake unchanged.")
@@ -89,9 +94,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and the jobs with their resources; run none")
     p.add_argument("--out", help="sweep folder (default: _build/sweeps/<profile>/<paper>/<experiment>)")
     p.add_argument("--collect", action="store_true", help="then write the runs' table to <out>/results.csv")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=handler(sweep_lines))
 
     p = sub.add_parser("collect", help="gather the run records of a sweep folder into one CSV table")
     p.add_argument("folder", help="a sweep folder (cellrepro sweep --out)")
     p.add_argument("--out", help="CSV to write (default: FOLDER/results.csv)")
-    p.set_defaults(func=cmd_collect)
+    p.set_defaults(func=handler(collect_lines))
