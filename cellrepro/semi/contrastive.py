@@ -187,10 +187,3 @@ def predict(model: SplitUNet, images: torch.Tensor, batch: int = 16, device: str
     out = [torch.sigmoid(model(images[i:i + batch].to(device))).cpu() for i in range(0, len(images), batch)]
     model.train(was_training)
     return torch.cat(out)[:, 0].float().numpy()
-
-
-def f1_per_image(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Pixel F1 of every image (the thesis's per-image F1; its "std" is their spread)."""
-    from ..metrics import semantic_scores
-
-    return np.array([semantic_scores(p >= threshold, m > 0)["f1"] for p, m in zip(probs, masks)])

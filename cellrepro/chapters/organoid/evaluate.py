@@ -19,14 +19,15 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from ...metrics import semantic_scores
+
 SHAPE_METRICS = ("holes_per_object", "spurious_components", "euler_error", "boundary_f1")
 LOWER_IS_BETTER = {"holes_per_object": True, "spurious_components": True, "euler_error": True, "boundary_f1": False}
 
 
 def _f1(pred: np.ndarray, target: np.ndarray) -> float:
-    tp = float(np.logical_and(pred, target).sum())
-    denominator = float(pred.sum() + target.sum())
-    return 1.0 if denominator == 0 else 2 * tp / denominator
+    """Pixel F1 of one binary prediction (:func:`cellrepro.metrics.semantic_scores`; 1.0 when both are empty)."""
+    return semantic_scores(pred, target)["f1"]
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
