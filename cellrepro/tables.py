@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
@@ -52,6 +52,20 @@ def fmt_interval(low: Any, high: Any, n: Any = None, digits: int = 3, over: str 
             return f"no interval: n = {int(n)} < 2 {over}"
         return "no interval: not computed"
     return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def fmt_effect(effect: Mapping[str, Any], digits: int = 3, over: str = "seeds") -> str:
+    """A paired effect (``mean``, ``low``, ``high``, ``n``, as from ``report.paired_effect``) as text.
+
+    >>> fmt_effect({"mean": 0.0123, "low": 0.001, "high": 0.02, "n": 3})
+    '+0.012 [+0.001, +0.020]'
+    >>> fmt_effect({"mean": 0.0123, "low": float("nan"), "high": float("nan"), "n": 1})
+    '+0.012 (no interval: n = 1 < 2 seeds)'
+    """
+    interval = fmt_interval(effect.get("low"), effect.get("high"), effect.get("n"), digits, over)
+    if interval.startswith("no interval"):
+        interval = f"({interval})"
+    return f"{fmt_number(effect.get('mean'), digits, signed=True)} {interval}"
 
 
 def paper_decimals(values: Iterable[Any], default: int = 3, most: int = 4) -> int:
