@@ -98,6 +98,21 @@ def test_multimodal_modalities_labels_and_nucleus_channel():
     assert diam["fluorescence"] < diam["dic"]  # diameters differ by modality and image
     assert len({round(x.diameter, 3) for x in labeled}) == len(labeled)
 
+def test_multimodal_shifted_fluorescence_style_keeps_the_cells_and_changes_the_colours():
+    a, _ = multimodal.generate(n_labeled=12, n_unlabeled=0, size=64, seed=4)
+    b, _ = multimodal.generate(n_labeled=12, n_unlabeled=0, size=64, seed=4, fluorescence_style="B")
+    fluo = [i for i, x in enumerate(a) if x.modality == "fluorescence"]
+    assert fluo, "the draw should hold fluorescence images"
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert np.array_equal(x.labels, y.labels)
+        assert np.array_equal(x.image, y.image) == (i not in fluo)  # only fluorescence changes
+    for i in fluo:
+        green_a, red_b = a[i].image[..., 1].mean(), b[i].image[..., 0].mean()
+        assert a[i].image[..., 0].mean() < green_a and b[i].image[..., 1].mean() < red_b  # cytoplasm moved to red
+    with pytest.raises(ValueError, match="fluorescence_style"):
+        multimodal.generate(2, 0, 32, fluorescence_style="C")
+
+
 
 def test_brightfield_overlaps_nuclei_and_maps():
     fields, pool = brightfield.generate(n=6, n_pool=3, size=128, seed=3)

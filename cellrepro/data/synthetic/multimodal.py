@@ -14,7 +14,11 @@ What it carries:
   small cells among red distractor blobs (the paper's Fig. 2);
 * cell diameters that vary between images (the MMCS self-adaptive diameter);
 * a nucleus channel where the modality has one (fluorescence), zeros otherwise (MMCS);
-* many more unlabeled than labeled images.
+* many more unlabeled than labeled images;
+* a second fluorescence style (``fluorescence_style="B"``) for the domain-shift test of the
+  multimodal paper's Table 4 (multimodal-C11): cytoplasm in the red channel instead of green,
+  a dimmer nucleus signal, more blur and an autofluorescent tissue background, as a held-out
+  set from another lab would differ. Style "A" is the default and the training style.
 
 The modality is recorded for evaluation only. Where it differs from the real data: one tissue
 type per modality, no whole-slide images, no stain variation between labs.
@@ -35,6 +39,9 @@ DEFAULTS = {"n_labeled": 200, "n_unlabeled": 600, "size": 256}
 MIX = {"brightfield": 0.3, "fluorescence": 0.3, "phase contrast": 0.2, "dic": 0.2}
 """Modality proportions of the challenge's labeled set (300/300/200/200)."""
 
+FLUORESCENCE_STYLES = ("A", "B")
+"""Training style and the shifted style of the domain-shift test."""
+
 # diameter range (pixels at size 256) and target cell coverage per style
 STYLES = {
     "brightfield-large": ((40, 80), 0.45, True),
@@ -46,11 +53,15 @@ STYLES = {
 
 
 def generate(n_labeled: int = 200, n_unlabeled: int = 600, size: int = 256, seed: int = 0,
-             mix: dict[str, float] | None = None) -> tuple[list[CellImage], list[CellImage]]:
+             mix: dict[str, float] | None = None, fluorescence_style: str = "A"
+             ) -> tuple[list[CellImage], list[CellImage]]:
     """Labeled and unlabeled images, deterministic for ``seed``; returns ``(labeled, unlabeled)``.
 
-    Unlabeled images are drawn the same way with ``labels=None``.
+    Unlabeled images are drawn the same way with ``labels=None``. ``fluorescence_style`` "B"
+    renders fluorescence images in the shifted style (the cells themselves are the same draw).
     """
+    if fluorescence_style not in FLUORESCENCE_STYLES:
+        raise ValueError(f"fluorescence_style must be one of {FLUORESCENCE_STYLES}, got {fluorescence_style!r}")
     mix = dict(MIX if mix is None else mix)
     unknown = set(mix) - set(MODALITIES)
     if unknown:
@@ -63,14 +74,15 @@ def generate(n_labeled: int = 200, n_unlabeled: int = 600, size: int = 256, seed
         for i in tqdm(range(count), desc=f"multimodal ({prefix})", unit="image", disable=None):
             rng = np.random.default_rng([seed, part, i])
             modality = names[rng.choice(len(names), p=probs)]
-            img = make_image(f"{prefix}_{i:05d}", rng, size, modality)
+            img = make_image(f"{prefix}_{i:05d}", rng, size, modality, fluorescence_style)
             if part == 1:
                 img.labels = None
             out[part].append(img)
     return out
 
 
-def make_image(name: str, rng: np.random.Generator, size: int, modality: str) -> CellImage:
+def make_image(name: str, rng: np.random.Generator, size: int, modality: str,
+               fluorescence_style: str = "A") -> CellImage:
     """One image of ``modality`` with its instance labels and nucleus channel."""
     style = modality
     if modality == "brightfield":
@@ -90,7 +102,7 @@ def make_image(name: str, rng: np.random.Generator, size: int, modality: str) ->
         height[c.slices] += dome(c.mask, 0.6) * c.mask
         if n is not None:
             nuc[n.slices] = np.maximum(nuc[n.slices], dome(n.mask, 0.4) * n.mask)
-    render = _RENDER[style]
+    render = _fluorescence_b if style == "fluorescence" and fluorescence_style == "B" else _RENDER[style]
     image = render(rng, shape, height, nuc, labels > 0, scale)
     image = np.clip(image * illumination(shape, rng, 0.15)[..., None], 0, 255)
     grey = modality in ("phase contrast", "dic")  # grey images: the same noise in R, G and B
@@ -168,6 +180,14 @@ def _fluorescence(rng, shape, height, nuc, fg, scale):
     green = ndi.gaussian_filter(height * rng.uniform(0.6, 1.0), 1.0) * 200
     blue = ndi.gaussian_filter(nuc, 0.8) * 230
     return np.stack([np.zeros(shape), green, blue], -1) + 6
+
+
+def _fluorescence_b(rng, shape, height, nuc, fg, scale):
+    """The shifted style: red cytoplasm, dim blurred nuclei, autofluorescent background."""
+    tissue = 40 + 25 * smooth_noise(shape, 10 * scale, rng)
+    red = ndi.gaussian_filter(height * rng.uniform(0.4, 0.7), 1.8) * 200 + tissue
+    blue = ndi.gaussian_filter(nuc, 1.6) * 120 + 0.5 * tissue
+    return np.stack([red, 0.3 * tissue, blue], -1)
 
 
 def _phase(rng, shape, height, nuc, fg, scale):
