@@ -1,0 +1,11 @@
+"""The multimodal chapter (Wang et al., semi-supervised cell instance segmentation for
+multi-modality microscope images, NeurIPS 2022 CellSeg).
+
+:mod:`.split` (the chapter's data: training images per seed, a fixed test set) and
+:mod:`.routing` (Sec. 2.2-2.4): K-Means on HSV statistics routes an image to its modality's
+model, K-Means on RGB statistics splits brightfield into large/overlapping and small/dispersed
+cells, the general-model fallback for phase contrast and DIC, and the routing confusion matrix.
+The networks are :mod:`cellrepro.nets.cellpose` (phase contrast, DIC, large brightfield) and
+:mod:`cellrepro.nets.vgg_unet` (small brightfield); the Cellpose loss is
+:mod:`cellrepro.losses.flows`.
+"""
