@@ -1,6 +1,10 @@
-"""Model builders on MONAI parts: a U-Net whose encoder can be used alone, and projection heads."""
+"""Model builders on MONAI / torchvision parts: a U-Net whose encoder can be used alone, projection
+heads, a Cellpose-style CPnet, a U-Net on a VGG16-BN encoder and CDNet."""
 
+from .cdnet import CDNet
+from .cellpose import CellposeNet, predict_instances
 from .heads import GlobalHead, LocalHead
 from .unet import SplitUNet
+from .vgg_unet import VGGUNet
 
-__all__ = ["GlobalHead", "LocalHead", "SplitUNet"]
+__all__ = ["CDNet", "CellposeNet", "GlobalHead", "LocalHead", "SplitUNet", "VGGUNet", "predict_instances"]
