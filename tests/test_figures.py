@@ -69,3 +69,13 @@ def test_organoid_figures_keep_fonts_of_8_pt():
     for name, fig in figs.items():
         assert fig.get_figwidth() <= org.WIDTH + 1e-9, name
         assert report.rendered_font_pt(fig) >= 8, name
+
+
+def test_multimodal_routing_figure_keeps_fonts_of_8_pt():
+    from cellrepro.chapters.multimodal import figures as mm
+    from cellrepro.chapters.multimodal.routing import confusion
+
+    truth = ["brightfield", "fluorescence", "phase contrast", "dic"] * 3
+    fig = mm.routing_figure(np.random.rand(12, 6), truth, confusion(truth, truth[::-1]))
+    assert fig.get_figwidth() <= mm.WIDTH + 1e-9
+    assert report.rendered_font_pt(fig) >= 8
