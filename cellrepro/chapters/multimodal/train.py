@@ -75,6 +75,9 @@ FLIP_Y_DIRECTION = torch.tensor([0] + [(-k) % 8 + 1 for k in range(8)])  # a -> 
 class Settings:
     """What one training run uses (defaults: the CPU-sized book setting).
 
+    Measured on 2 CPU cores at crop 128, batch 8 (seconds per step): Cellpose (8, 16, 32) 0.21
+    ((16, 32, 64): 0.63), VGG U-Net width 16 0.08, CDNet 0.15, CDNet CPS (two nets, 8 + 8 crops) 0.83.
+
     Attributes:
         steps: optimiser updates per training (per stage in :func:`self_train_cellpose`).
         batch: crops per step (labelled; CPS adds as many unlabelled).
@@ -94,7 +97,7 @@ class Settings:
     batch: int = 8
     lr: float = 2e-3
     crop: int = 128
-    cellpose_features: tuple[int, ...] = (16, 32, 64)
+    cellpose_features: tuple[int, ...] = (8, 16, 32)
     vgg_width: int = 16
     cdnet_features: tuple[int, ...] = (8, 8, 16, 32, 64, 8)
     flips: bool = True
