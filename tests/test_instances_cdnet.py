@@ -12,6 +12,7 @@ from skimage.feature import peak_local_max
 from cellrepro.instances.cdnet import (DIRECTION_VECTORS, cdnet_decode, cdnet_targets, decode_outputs,
                                        direction_classes, direction_difference, point_map, refine_mask,
                                        stack_targets, three_class_mask)
+from instance_helpers import best_ious
 
 
 def two_squares(side: int = 9) -> np.ndarray:
@@ -34,17 +35,6 @@ def tessellation(seed: int, n: int = 5, spacing: int = 12) -> np.ndarray:
     cells = sites[iy, ix]
     cells[:3], cells[-3:], cells[:, :3], cells[:, -3:] = 0, 0, 0, 0
     return cells
-
-
-def best_ious(truth: np.ndarray, pred: np.ndarray) -> dict[int, float]:
-    """For each true label, the IoU with the predicted label that overlaps it most."""
-    out = {}
-    for t in np.unique(truth[truth > 0]):
-        inside = pred[truth == t]
-        p = np.bincount(inside[inside > 0]).argmax() if (inside > 0).any() else 0
-        inter = np.count_nonzero((truth == t) & (pred == p)) if p else 0
-        out[int(t)] = inter / np.count_nonzero((truth == t) | (pred == p)) if p else 0.0
-    return out
 
 
 def one_hot(classes: np.ndarray, n: int) -> np.ndarray:

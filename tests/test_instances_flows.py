@@ -9,6 +9,7 @@ from skimage.draw import disk, ellipse
 
 from cellrepro.instances import flows_to_masks, masks_to_flows
 from cellrepro.instances.flows import fill_holes_and_remove_small, flow_errors, instance_centres
+from instance_helpers import best_ious
 
 
 def drawn(shape, *shapes) -> np.ndarray:
@@ -22,17 +23,6 @@ def drawn(shape, *shapes) -> np.ndarray:
             rr, cc = ellipse(*args[:4], shape=shape, rotation=args[4] if len(args) > 4 else 0.0)
         masks[rr, cc] = label
     return masks
-
-
-def best_ious(truth: np.ndarray, pred: np.ndarray) -> dict[int, float]:
-    """For each true label, the IoU with the predicted label that overlaps it most."""
-    out = {}
-    for t in np.unique(truth[truth > 0]):
-        inside = pred[truth == t]
-        p = np.bincount(inside[inside > 0]).argmax() if (inside > 0).any() else 0
-        inter = np.count_nonzero((truth == t) & (pred == p)) if p else 0
-        out[int(t)] = inter / np.count_nonzero((truth == t) | (pred == p)) if p else 0.0
-    return out
 
 
 def round_trip(masks: np.ndarray, **kw) -> np.ndarray:

@@ -213,6 +213,17 @@ def refine_mask(mask_probs, direction, point, point_threshold: float = 0.2) -> n
     return 2 - probs[::-1].argmax(0)  # a tie goes to the later class (one-hot inputs tie at DD = 0.5)
 
 
+def interior_seeds(classes: np.ndarray, min_seed: int = 3) -> np.ndarray:
+    """Seeds of a 3-class map (0 background, 1 interior, 2 boundary): its 8-connected interior
+    components, those smaller than ``min_seed`` pixels dropped (label image, 0 elsewhere)."""
+    seeds, n = ndi.label(classes == 1, structure=np.ones((3, 3), bool))
+    if n:
+        small = np.bincount(seeds.ravel(), minlength=n + 1) < min_seed
+        small[0] = False
+        seeds[small[seeds]] = 0
+    return seeds
+
+
 def cdnet_decode(mask_probs, direction, point, *, point_threshold: float = 0.2, point_seeds: bool = True,
                  min_distance: int = 3, min_seed: int = 3, min_size: int = 10) -> np.ndarray:
     """Instances from CDNet outputs of one image: refine, seed, grow.
@@ -255,12 +266,7 @@ def cdnet_decode(mask_probs, direction, point, *, point_threshold: float = 0.2, 
                          f"{min_distance}, {min_seed}, {min_size}")
     probs, d, p = _inputs(mask_probs, direction, point)
     classes = refine_mask(probs, d, p, point_threshold)
-    eight = np.ones((3, 3), bool)
-    seeds, n = ndi.label(classes == 1, structure=eight)
-    if n:
-        small = np.bincount(seeds.ravel(), minlength=n + 1) < min_seed
-        small[0] = False
-        seeds[small[seeds]] = 0
+    seeds = interior_seeds(classes, min_seed)
     if point_seeds and seeds.any():
         seeds = _split_at_peaks(seeds, p, point_threshold, min_distance)
     foreground = classes > 0
@@ -268,7 +274,7 @@ def cdnet_decode(mask_probs, direction, point, *, point_threshold: float = 0.2, 
     out = watershed(ndi.distance_transform_edt(out == 0), out, mask=foreground, connectivity=2)
     rest = foreground & (out == 0)
     if rest.any():
-        extra, _ = ndi.label(rest, structure=eight)
+        extra, _ = ndi.label(rest, structure=np.ones((3, 3), bool))
         out[rest] = extra[rest] + out.max()
     return fill_holes_and_remove_small(relabel(out), min_size).astype(np.int32)
 

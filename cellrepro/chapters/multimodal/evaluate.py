@@ -33,7 +33,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from ...data.types import CellImage
-from ...instances.cdnet import decode_outputs
+from ...instances.cdnet import decode_outputs, interior_seeds
 from ...instances.flows import fill_holes_and_remove_small
 from ...metrics.instance import relabel
 from ...metrics.scores import instance_scores
@@ -56,17 +56,12 @@ def unet_decode(probs, min_seed: int = 3, min_size: int = 10) -> np.ndarray:
     if p.ndim != 3 or p.shape[0] != 3:
         raise ValueError(f"probs must have shape (3, H, W) (background, interior, boundary), got {p.shape}")
     classes = p.argmax(0)
-    eight = np.ones((3, 3), bool)
-    seeds, n = ndi.label(classes == 1, structure=eight)
-    if n:
-        small = np.bincount(seeds.ravel(), minlength=n + 1) < min_seed
-        small[0] = False
-        seeds[small[seeds]] = 0
+    seeds = interior_seeds(classes, min_seed)
     foreground = classes > 0
     out = watershed(-p[1], seeds, mask=foreground, connectivity=2)
     rest = foreground & (out == 0)
     if rest.any():
-        extra, _ = ndi.label(rest, structure=eight)
+        extra, _ = ndi.label(rest, structure=np.ones((3, 3), bool))
         out[rest] = extra[rest] + out.max()
     return fill_holes_and_remove_small(relabel(out), min_size).astype(np.int32)
 
