@@ -14,15 +14,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ...data.synthetic.multimodal import STYLES
 from ...data.types import MODALITIES, CellImage
 from . import routing
 from .split import ModalityData
 
 
 def large_truth(image: CellImage, size: int) -> str:
-    """The brightfield sub-style an image was drawn from, told by its cell diameter: the
-    synthetic large/overlapping style draws 40-80 px and the small one 8-14 px at 256 px."""
-    return routing.LARGE if image.diameter >= 25 * size / 256 else routing.SMALL
+    """The brightfield sub-style an image was drawn from, told by its cell diameter: the two
+    styles' diameter ranges (:data:`~cellrepro.data.synthetic.multimodal.STYLES`, at 256 px) do
+    not overlap, so the midpoint between them separates them at any image size."""
+    small_max, large_min = STYLES["brightfield-small"][0][1], STYLES["brightfield-large"][0][0]
+    return routing.LARGE if image.diameter >= (small_max + large_min) / 2 * size / 256 else routing.SMALL
 
 
 def routing_run(train: dict[str, ModalityData], test: dict[str, list[CellImage]], kmeans_seed: int,
