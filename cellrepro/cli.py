@@ -7,6 +7,8 @@
     cellrepro data make organoid --out /tmp/organoids --n 4
     cellrepro data show /tmp/organoids --json
     cellrepro eval --gt labels/ --pred predictions/ --out scores.csv
+    cellrepro route images/ --pipeline ckpt/ --out routes.csv      # multimodal pipeline, no model loaded
+    cellrepro predict images/ --pipeline ckpt/ --out predictions/   # <stem>_label.tiff, scored by eval
     cellrepro sweep organoid/pipeline --grid epochs=5,10 --seeds 0,1,2 --profile smoke --collect
 
 Errors a user can act on print one message and exit with status 2 (a failing notebook: 1).
@@ -309,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=DATA_FORMATS, help="default: detected from the layout")
     p.add_argument("--json", action="store_true", help="print JSON (with n_images and n_instances)")
     p.set_defaults(func=cmd_data_show)
+    from .chapters.multimodal.commands import add_parsers as add_multimodal_parsers
     from .sweep.command import add_parsers as add_sweep_parsers
 
+    add_multimodal_parsers(sub, _printing)
     add_sweep_parsers(sub, _printing)
     return parser
 

@@ -1,5 +1,6 @@
 """The `cellrepro` command: list, run and book, and their refusals (exit status 2)."""
 
+import numpy as np
 import pytest
 
 from cellrepro.cli import main
@@ -103,3 +104,89 @@ def test_metrics_print_to_four_decimals_and_verdicts_in_one_line():
     entry = {"verdict": "holds", "metric": "F1", "effect": 0.0123, "low": 0.001, "high": 0.02, "n": 3,
              "over": "seeds", "digits": 3, "profile": "book"}
     assert _show(entry) == "holds (F1 +0.012, [+0.001, +0.020]; profile book)"
+
+
+# ---- cellrepro route / predict: a saved multimodal pipeline on a user's folder ---------------------
+
+@pytest.fixture(scope="module")
+def cellseg(tmp_path_factory):
+    """A tiny CellSeg folder (two 64 x 64 images per modality) and a saved pipeline of untrained nets."""
+    from pipeline_helpers import tiny_images, tiny_pipeline
+
+    from cellrepro.data.writers import write_cellseg
+
+    root = tmp_path_factory.mktemp("cellseg")
+    images = tiny_images(per_modality=2)
+    pipe = tiny_pipeline(images)
+    return write_cellseg(root / "set", images), pipe.save(root / "ckpt"), pipe
+
+
+def test_route_writes_branches_and_features_without_loading_a_model(cellseg, tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    from cellrepro.chapters.multimodal.pipeline import Pipeline
+    from cellrepro.data.files import read_image
+
+    data, ckpt, pipe = cellseg
+    monkeypatch.setattr(Pipeline, "load_model", lambda self, branch: pytest.fail("route loaded a model"))
+    assert main(["route", str(data / "images"), "--pipeline", str(ckpt), "--out", str(tmp_path / "r.csv")]) == 0
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert list(table.columns) == ["image", "branch", "h_mean", "s_mean", "v_mean", "h_std", "s_std", "v_std"]
+    files = sorted((data / "images").iterdir())
+    assert table.image.tolist() == [f.name for f in files]
+    assert table.branch.tolist() == [pipe.route(read_image(f)) for f in files]
+    assert "8 images routed" in capsys.readouterr().out
+
+
+def test_predict_writes_labels_that_eval_scores(cellseg, tmp_path, capsys):
+    import pandas as pd
+    import tifffile
+
+    from cellrepro.data.files import read_image
+
+    data, ckpt, pipe = cellseg
+    out = tmp_path / "pred"
+    assert main(["predict", str(data / "images"), "--pipeline", str(ckpt), "--out", str(out), "--device", "cpu"]) == 0
+    table = pd.read_csv(out / "routes.csv")
+    assert list(table.columns) == ["image", "branch", "used_general", "n_instances"]
+    for row in table.itertuples():
+        image = read_image(data / "images" / row.image)
+        labels, branch, used = pipe.predict(image)
+        written = tifffile.imread(out / f"{row.image.rsplit('.', 1)[0]}_label.tiff")
+        assert written.dtype == np.uint16 and np.array_equal(written, labels)
+        assert (row.branch, row.used_general) == (branch, used)
+    assert "8 images segmented" in capsys.readouterr().out
+    assert main(["eval", "--gt", str(data), "--pred", str(out), "--format", "cellseg"]) == 0
+    assert "summary (cellseg mode" in capsys.readouterr().out
+
+
+def test_grey_images_are_segmented(cellseg, tmp_path):
+    from cellrepro.data.files import read_image, write_image
+
+    data, ckpt, _ = cellseg
+    first = sorted((data / "images").iterdir())[0]
+    write_image(tmp_path / "in" / "grey.png", read_image(first)[..., 0])
+    assert main(["predict", str(tmp_path / "in"), "--pipeline", str(ckpt), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "grey_label.tiff").is_file()
+
+
+def test_route_and_predict_refusals_exit_2_with_a_message(cellseg, tmp_path, capsys):
+    from cellrepro.data.files import write_image
+
+    data, ckpt, pipe = cellseg
+    (tmp_path / "empty").mkdir()
+    write_image(tmp_path / "rgba" / "a.png", np.zeros((8, 8, 4), np.uint8))
+    few = pipe.__class__(pipe.modality_router, pipe.brightfield_split, {"dic": pipe.models["dic"]}, pipe.settings)
+    few.save(tmp_path / "few")
+    cases = [
+        (["route", str(tmp_path / "none"), "--pipeline", str(ckpt)], "none: folder not found (expected images"),
+        (["route", str(tmp_path / "empty"), "--pipeline", str(ckpt)], "empty: empty folder"),
+        (["route", str(tmp_path / "rgba"), "--pipeline", str(ckpt)], "a.png: expected an (H, W) grey or (H, W, 3) RGB"),
+        (["route", str(data / "images"), "--pipeline", str(tmp_path)], "pipeline.json: not found"),
+        (["predict", str(data / "images"), "--pipeline", str(tmp_path / "few")], "no model for branch(es)"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path / "out.csv" if argv[0] == "route" else tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "out.csv").exists()

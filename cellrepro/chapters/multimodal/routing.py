@@ -44,12 +44,13 @@ log = logging.getLogger(__name__)
 LARGE = "large/overlapping"
 SMALL = "small/dispersed"
 
-#: Model of each branch (Sec. 2.1, 2.3-2.5; Sec. 2.4 for brightfield, see inconsistency #12).
+#: Model of each branch (Sec. 2.1, 2.3-2.5; Sec. 2.4 for brightfield, see inconsistency #12), spelled
+#: as the model kinds of :data:`cellrepro.chapters.multimodal.train.KINDS`.
 BRANCH_MODELS = {
     "phase contrast": "cellpose",
     "dic": "cellpose",
     f"brightfield {LARGE}": "cellpose",
-    f"brightfield {SMALL}": "vgg-unet",
+    f"brightfield {SMALL}": "vgg_unet",
     "fluorescence": "cdnet",
 }
 
@@ -141,7 +142,14 @@ class KMeansRouter:
         n_init: K-Means restarts (the best inertia is kept).
         seed: K-Means ``random_state``.
 
-    After :meth:`fit`: ``kmeans`` (the fitted scikit-learn estimator), ``cluster_names``.
+    After :meth:`fit`: ``kmeans`` (the fitted scikit-learn estimator), ``centres`` ((n_clusters, d)
+    float64, its cluster centres) and ``cluster_names``. A router is stored as plain numbers by
+    :meth:`to_dict` and rebuilt by :meth:`from_dict` (``kmeans`` is then None: no pickled
+    scikit-learn object, which would tie a saved pipeline to one scikit-learn version).
+
+    Assignment is to the nearest centre in Euclidean distance (Sec. 2.2), computed here from
+    ``centres`` for fitted and rebuilt routers alike, so both route every image the same way; it
+    equals ``KMeans.predict`` (which uses the same rule) up to exact ties.
     """
 
     def __init__(self, n_clusters: int = 4, features: str = "hsv", n_init: int = 10, seed: int = 0):
@@ -153,6 +161,7 @@ class KMeansRouter:
             raise ValueError(f"n_init must be >= 1, got {n_init}")
         self.n_clusters, self.features, self.n_init, self.seed = n_clusters, features, n_init, seed
         self.kmeans = None
+        self.centres: np.ndarray | None = None
         self.cluster_names: list[str] = []
 
     def fit(self, images: Sequence, names: Sequence[str | None] | None = None) -> "KMeansRouter":
@@ -167,15 +176,48 @@ class KMeansRouter:
         if len(x) < self.n_clusters:
             raise ValueError(f"need at least n_clusters={self.n_clusters} images to fit, got {len(x)}")
         self.kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.seed).fit(x)
+        self.centres = np.array(self.kmeans.cluster_centers_, dtype=np.float64)
         names = [None] * len(x) if names is None else list(names)
         self.cluster_names = name_clusters(self.kmeans.labels_, names, self.n_clusters)
         return self
 
     def clusters(self, x) -> np.ndarray:
-        """(N,) cluster numbers of an (N, d) feature array (nearest centre)."""
-        if self.kmeans is None:
+        """(N,) cluster numbers of an (N, d) feature array: the nearest centre (ties: the lower number).
+
+        >>> r = KMeansRouter.from_dict({"n_clusters": 2, "features": "rgb", "n_init": 1, "seed": 0,
+        ...                             "centres": [[0.0], [1.0]], "cluster_names": ["dark", "light"]})
+        >>> r.clusters([[0.2], [0.7], [0.5]]).tolist(), r.predict_features([[0.9]])
+        ([0, 1, 0], ['light'])
+        """
+        if self.centres is None:
             raise ValueError("this router is not fitted: call fit() or fit_features() first")
-        return self.kmeans.predict(self._check(x))
+        x = self._check(x)
+        if x.shape[1] != self.centres.shape[1]:
+            raise ValueError(f"features must have {self.centres.shape[1]} columns, got {x.shape[1]}")
+        return ((x[:, None, :] - self.centres[None]) ** 2).sum(-1).argmin(1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted router as JSON-ready numbers and names (:meth:`from_dict` rebuilds it)."""
+        if self.centres is None:
+            raise ValueError("this router is not fitted: call fit() or fit_features() first")
+        return {"n_clusters": self.n_clusters, "features": self.features, "n_init": self.n_init, "seed": self.seed,
+                "centres": self.centres.tolist(), "cluster_names": list(self.cluster_names)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KMeansRouter":
+        """A router from :meth:`to_dict`'s output; routes as the fitted one did (``kmeans`` is None)."""
+        missing = sorted({"n_clusters", "features", "n_init", "seed", "centres", "cluster_names"} - set(d))
+        if missing:
+            raise ValueError(f"router entries missing: {missing}")
+        router = cls(int(d["n_clusters"]), d["features"], int(d["n_init"]), int(d["seed"]))
+        centres = np.asarray(d["centres"], dtype=np.float64)
+        if centres.ndim != 2 or len(centres) != router.n_clusters or not np.isfinite(centres).all():
+            raise ValueError(f"centres must be a finite ({router.n_clusters}, d) array, got shape {centres.shape}")
+        names = [str(n) for n in d["cluster_names"]]
+        if len(names) != router.n_clusters:
+            raise ValueError(f"cluster_names must name {router.n_clusters} clusters, got {len(names)}")
+        router.centres, router.cluster_names = centres, names
+        return router
 
     def predict_features(self, x) -> list[str]:
         """Cluster name of each row of an (N, d) feature array."""
