@@ -12,12 +12,15 @@ What :func:`cellrepro.train.fit` needs to use the hardware, kept apart from the 
 * :func:`adam`: ``torch.optim.Adam`` with ``fused=True`` when this process trains on CUDA.
 * :func:`release`: move models (and optimizer state) back to the CPU and return the cached
   CUDA memory, e.g. after each cross-validation fold.
+* :func:`torch_device` (a device name, ``"auto"`` resolved, as a ``torch.device``) and :func:`timed`
+  (wall time of a call, CUDA synchronised), for inference and benchmarks outside ``fit``.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 from typing import Any, Iterable
 
 import torch
@@ -49,6 +52,29 @@ def resolve_accelerator(device: str = "auto") -> tuple[str, Any]:
     if kind not in ("cpu", "cuda", "mps"):
         raise CellreproError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
     return kind, ([int(index)] if index else 1)
+
+
+def torch_device(device: str = "auto") -> torch.device:
+    """``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"`` or ``"cuda:1"`` as a ``torch.device``.
+
+    >>> torch_device("cpu"), torch_device("cuda:1")
+    (device(type='cpu'), device(type='cuda', index=1))
+    """
+    kind, devices = resolve_accelerator(device)
+    return torch.device(kind, devices[0]) if isinstance(devices, list) else torch.device(kind)
+
+
+def timed(fn: Any, device: Any = None) -> tuple[Any, float]:
+    """``(fn(), seconds)`` by ``time.perf_counter``, CUDA synchronised before and after when ``device``
+    is a CUDA device (kernels are asynchronous: without it the time would end at their launch)."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
 
 
 def default_precision(accelerator: str) -> str:
