@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from skimage.segmentation import expand_labels
 
+from cellrepro.hardware import timed
 from cellrepro.instances import flows_to_masks, masks_to_flows
 from cellrepro.instances.flows import cluster_end_points, follow_flows
 from cellrepro.metrics import instance_scores
@@ -43,16 +44,6 @@ def cells(size: int, n: int, radius: float = 20, seed: int = 0) -> np.ndarray:
     seeds[rng.integers(0, size, n), rng.integers(0, size, n)] = np.arange(1, n + 1)
     labels = expand_labels(seeds, distance=radius)
     return np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int32)
-
-
-def timed(fn, device: str):
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
 
 
 def loop_end_point(flows: np.ndarray, y: float, x: float, niter: int) -> tuple[float, float]:

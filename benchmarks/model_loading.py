@@ -2,7 +2,9 @@
 
     python benchmarks/model_loading.py [--size 256] [--widths book paper] [--repeat 5] [--device cpu|cuda]
 
-A :class:`cellrepro.chapters.multimodal.pipeline.Pipeline` of untrained nets (weights do not change
+The measurement is :func:`cellrepro.chapters.multimodal.loading.load_times`, which the chapter's
+Table 4 section also runs, on its trained pipeline. Here a
+:class:`cellrepro.chapters.multimodal.pipeline.Pipeline` of untrained nets (weights do not change
 loading or network time) is saved to a temporary folder once per width setting, with routers fitted
 on 2 synthetic images per modality and six models: Cellpose for phase contrast, DIC, large-cell
 brightfield and the general phase-contrast + DIC model, a VGG U-Net for small-cell brightfield, a
@@ -42,18 +44,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cellrepro.chapters.multimodal import routing, train
+from cellrepro.chapters.multimodal.loading import load_times
 from cellrepro.chapters.multimodal.pipeline import GENERAL, Pipeline
 from cellrepro.data.synthetic.multimodal import make_image
 from cellrepro.data.types import MODALITIES
 from cellrepro.record import machine_device
-from flows import timed  # the sibling benchmark's timer (CUDA-synchronised); run as a script
 
 WIDTHS = {
     "book": train.Settings(),
@@ -88,25 +89,14 @@ def main() -> None:
             mb = sum(p.stat().st_size for p in folder.iterdir()) / 2 ** 20
             params = sum(p.numel() for _, m in pipe.models.values() for p in m.parameters()) / 1e6
             print(f"\n{name} widths: {len(pipe.models)} models, {params:.1f} M parameters, {mb:.1f} MB on disk")
+            times = load_times(folder, tests, args.repeat, args.device)
             ratios = []
-            for image in tests:
-                def all_models():
-                    return Pipeline.load(folder, device=args.device).predict(image)
-
-                def one_model():
-                    lazy = Pipeline.load(folder, branches=[], device=args.device)
-                    return lazy.predict(image), sorted(lazy.models)
-
-                all_models(), one_model()  # warm-up: page cache, allocator, kernels
-                base, ours = [], []
-                for _ in range(args.repeat):
-                    base.append(timed(all_models, args.device)[1])
-                    (result, loaded), t = timed(one_model, args.device)
-                    ours.append(t)
-                b, o = statistics.median(base), statistics.median(ours)
+            for _, t in times.groupby("image"):
+                b, o = t["load_all_s"].median(), t["load_one_s"].median()
                 ratios.append(b / o)
-                print(f"  {image.modality:<15} -> {result[1]:<30} general {str(result[2]):<5} loaded {len(loaded)}: "
-                      f"load all {b:.3f} s, route + load one {o:.3f} s, ratio {b / o:.2f}")
+                last = t.iloc[-1]
+                print(f"  {last['modality']:<15} -> {last['branch']:<30} general {str(last['used_general']):<5} "
+                      f"loaded {last['n_loaded']}: load all {b:.3f} s, route + load one {o:.3f} s, ratio {b / o:.2f}")
             print(f"  median ratio (load all / route, load one): {statistics.median(ratios):.2f}")
 
 

@@ -28,6 +28,21 @@ def large_truth(image: CellImage, size: int) -> str:
     return routing.LARGE if image.diameter >= (small_max + large_min) / 2 * size / 256 else routing.SMALL
 
 
+def fit_routers(train: dict[str, ModalityData], kmeans_seed: int = 0, n_init: int = 10, n_clusters: int = 4
+                ) -> tuple[routing.KMeansRouter, routing.KMeansRouter | None]:
+    """The modality router (K-Means on HSV statistics of every training image, labelled and unlabelled;
+    clusters named by the labelled members' modalities) and the brightfield split (None without
+    brightfield training images), both with ``random_state`` ``kmeans_seed``."""
+    fit_images = [im for d in train.values() for im in d.labelled + d.unlabelled]
+    names = [im.modality if im.labels is not None else None for im in fit_images]
+    router = routing.KMeansRouter(n_clusters, "hsv", n_init, kmeans_seed).fit(fit_images, names)
+    splitter = None
+    if "brightfield" in train:
+        bright = train["brightfield"].labelled + train["brightfield"].unlabelled
+        splitter = routing.fit_brightfield_split(bright, n_init=n_init, seed=kmeans_seed)
+    return router, splitter
+
+
 def routing_run(train: dict[str, ModalityData], test: dict[str, list[CellImage]], kmeans_seed: int,
                 n_init: int = 10, size: int = 192, n_clusters: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit the modality router and the brightfield split on ``train``; route every test image.
@@ -38,17 +53,12 @@ def routing_run(train: dict[str, ModalityData], test: dict[str, list[CellImage]]
     Returns one row per test image for the modality routing (``truth``, ``routed``) and one per
     brightfield test image for the sub-split (``truth``, ``routed`` as large/small).
     """
-    fit_images = [im for d in train.values() for im in d.labelled + d.unlabelled]
-    names = [im.modality if im.labels is not None else None for d in train.values()
-             for im in d.labelled + d.unlabelled]
-    router = routing.KMeansRouter(n_clusters, "hsv", n_init, kmeans_seed).fit(fit_images, names)
+    router, splitter = fit_routers(train, kmeans_seed, n_init, n_clusters)
     images = [im for m in test for im in test[m]]
     rows = pd.DataFrame({"image": [im.name for im in images], "truth": [im.modality for im in images],
                          "routed": router.predict(images)})
     split = pd.DataFrame(columns=["image", "truth", "routed"])
-    if "brightfield" in train and "brightfield" in test:
-        bright = train["brightfield"].labelled + train["brightfield"].unlabelled
-        splitter = routing.fit_brightfield_split(bright, n_init=n_init, seed=kmeans_seed)
+    if splitter is not None and "brightfield" in test:
         tb = test["brightfield"]
         split = pd.DataFrame({"image": [im.name for im in tb], "truth": [large_truth(im, size) for im in tb],
                               "routed": splitter.predict(tb)})
