@@ -169,6 +169,31 @@ def glue_figure(name: str, fig: Any) -> None:
     plt.close(fig)
 
 
+def paired_seeds_figure(means: pd.DataFrame, panel: str, arm: str, arms: list[str] | tuple[str, ...], value: str,
+                        ylabel: str | None = None, width: float = 7.5) -> Any:
+    """One panel per level of ``panel``; in each, ``value`` of every arm (x, in the order of ``arms``)
+    with one line per ``seed`` joining that seed's arms: the paired differences a verdict uses, drawn.
+
+    ``means`` has one row per (seed, panel level, arm), e.g. per-seed means over test images.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(means[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.9), sharey=True, layout="constrained", squeeze=False)
+    for ax, level in zip(axes[0], panels):
+        sub = means[means[panel] == level]
+        present = [a for a in arms if a in set(sub[arm])]
+        for seed, g in sub.groupby("seed"):
+            y = g.set_index(arm).reindex(present)[value]
+            ax.plot(range(len(present)), y.to_numpy(), "o-", alpha=0.7, label=f"seed {seed}")
+        ax.set_xticks(range(len(present)), [str(a).replace(", ", ",\n") for a in present], fontsize=8)
+        ax.set_xlim(-0.4, len(present) - 0.6)
+        ax.set_title(str(level))
+    axes[0, 0].set_ylabel(ylabel or f"{value} (mean over test images)")
+    axes[0, -1].legend(frameon=False, fontsize=8)
+    return fig
+
+
 def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = None) -> Any:
     """A :func:`compare` table (or several concatenated) for the book, whole and rounded as the paper.
 

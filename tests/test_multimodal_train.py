@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cellrepro.chapters.multimodal import evaluate, split, train
+from cellrepro.data import crops
 from cellrepro.instances.cdnet import cdnet_targets
 from cellrepro.instances.flows import instance_centres
 from cellrepro.losses.flows import flow_targets
@@ -42,7 +43,7 @@ def _labels():
 def test_flip_keeps_flow_targets_consistent(dim):
     m = _labels()
     t = flow_targets(m)
-    _, (flipped,) = train._flip("cellpose", torch.zeros(3, *m.shape), [t], dim)
+    _, (flipped,) = crops.flip_crop("cellpose", torch.zeros(3, *m.shape), [t], dim)
     flipped_m = np.ascontiguousarray(np.flip(m, dim))
     expected = flow_targets(flipped_m)
     # at the centre pixel itself the flow is 0 / 0 (equal heat on both sides): rounding decides it
@@ -57,7 +58,7 @@ def test_flip_keeps_flow_targets_consistent(dim):
 def test_flip_keeps_direction_classes_consistent(dim):
     m = _labels()
     t = {k: torch.from_numpy(v)[None] for k, v in cdnet_targets(m).items()}
-    _, out = train._flip("cdnet", torch.zeros(3, *m.shape), [t["mask"], t["direction"], t["point"]], dim)
+    _, out = crops.flip_crop("cdnet", torch.zeros(3, *m.shape), [t["mask"], t["direction"], t["point"]], dim)
     flipped_m = np.ascontiguousarray(np.flip(m, dim))
     expected = cdnet_targets(flipped_m)
     _, centres = instance_centres(flipped_m)
@@ -73,10 +74,10 @@ def test_flip_keeps_direction_classes_consistent(dim):
 
 
 def test_flip_tables_are_involutions():
-    for lut in (train.FLIP_X_DIRECTION, train.FLIP_Y_DIRECTION):
+    for lut in (crops.FLIP_X_DIRECTION, crops.FLIP_Y_DIRECTION):
         assert torch.equal(lut[lut], torch.arange(9))
-    assert train.FLIP_X_DIRECTION[1] == 5 and train.FLIP_X_DIRECTION[3] == 3  # right <-> left, up stays
-    assert train.FLIP_Y_DIRECTION[3] == 7 and train.FLIP_Y_DIRECTION[1] == 1  # up <-> down, right stays
+    assert crops.FLIP_X_DIRECTION[1] == 5 and crops.FLIP_X_DIRECTION[3] == 3  # right <-> left, up stays
+    assert crops.FLIP_Y_DIRECTION[3] == 7 and crops.FLIP_Y_DIRECTION[1] == 1  # up <-> down, right stays
 
 
 def test_crop_sampler_shapes(data):

@@ -220,22 +220,17 @@ def outputs_to_masks(output, flow_scale: float = FLOW_SCALE, cellprob_threshold:
     return flows_to_masks(output[:2] / flow_scale, output[2], cellprob_threshold, **flow_kwargs)
 
 
-def predict_instances(net: nn.Module, image, flow_scale: float = FLOW_SCALE, cellprob_threshold: float = 0.0,
-                      device: str | torch.device | None = None, **flow_kwargs) -> np.ndarray:
-    """Instances of one image: the network in eval mode, then :func:`outputs_to_masks`.
+def padded_output(net: nn.Module, image, device: str | torch.device | None = None) -> torch.Tensor:
+    """The network's output on one whole image, (C_out, H, W) float32 on ``device``.
 
     The image is zero-padded at the bottom and right to the network's ``size_multiple`` (as
-    Cellpose pads), the output cropped back. Normalising the image is the caller's job, done as
-    in training. The network's training mode is restored afterwards.
+    Cellpose pads), the output cropped back; the network runs in eval mode under ``no_grad`` and
+    its training mode is restored afterwards. Normalising the image is the caller's job.
 
     Args:
-        net: a module mapping (1, C, H, W) to (1, 3, H, W), e.g. :class:`CellposeNet`.
+        net: a module mapping (1, C, H, W) to (1, C_out, H, W), e.g. :class:`CellposeNet`.
         image: (C, H, W) real image, NumPy or torch.
-        flow_scale, cellprob_threshold, flow_kwargs: as :func:`outputs_to_masks`.
         device: where to run the network; default that of its first parameter (else CPU).
-
-    Returns:
-        (H, W) int32 labels 0..N.
     """
     x = image.detach() if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
     if x.ndim != 3:
@@ -250,7 +245,22 @@ def predict_instances(net: nn.Module, image, flow_scale: float = FLOW_SCALE, cel
     net.eval()
     try:
         with torch.no_grad():
-            out = net(x[None])[0, :, :h, :w]
+            return net(x[None])[0, :, :h, :w].float()
     finally:
         net.train(was_training)
-    return outputs_to_masks(out, flow_scale, cellprob_threshold, **flow_kwargs)
+
+
+def predict_instances(net: nn.Module, image, flow_scale: float = FLOW_SCALE, cellprob_threshold: float = 0.0,
+                      device: str | torch.device | None = None, **flow_kwargs) -> np.ndarray:
+    """Instances of one image: :func:`padded_output`, then :func:`outputs_to_masks`.
+
+    Args:
+        net: a module mapping (1, C, H, W) to (1, 3, H, W), e.g. :class:`CellposeNet`.
+        image: (C, H, W) real image, NumPy or torch, normalised as in training.
+        flow_scale, cellprob_threshold, flow_kwargs: as :func:`outputs_to_masks`.
+        device: where to run the network; default that of its first parameter (else CPU).
+
+    Returns:
+        (H, W) int32 labels 0..N.
+    """
+    return outputs_to_masks(padded_output(net, image, device), flow_scale, cellprob_threshold, **flow_kwargs)

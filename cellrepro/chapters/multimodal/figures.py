@@ -38,20 +38,7 @@ def routing_figure(features: np.ndarray, truth: Sequence[str], cm: pd.DataFrame)
 
 def paired_arms_figure(means: pd.DataFrame, arms: Sequence[str], metric: str = "mF1"):
     """One panel per Table 3 column: ``metric`` of each arm (x, in the order of ``arms``), one line
-    per seed joining that seed's arms, so a reader sees the paired differences the verdicts use."""
-    import matplotlib.pyplot as plt
+    per seed joining that seed's arms (:func:`cellrepro.report.paired_seeds_figure`)."""
+    from ... import report
 
-    columns = list(dict.fromkeys(means["column"]))
-    fig, axes = plt.subplots(1, len(columns), figsize=(WIDTH, 2.9), sharey=True, layout="constrained", squeeze=False)
-    for ax, column in zip(axes[0], columns):
-        sub = means[means["column"] == column]
-        present = [a for a in arms if a in set(sub["arm"])]
-        for seed, g in sub.groupby("seed"):
-            y = g.set_index("arm").reindex(present)[metric]
-            ax.plot(range(len(present)), y.to_numpy(), "o-", alpha=0.7, label=f"seed {seed}")
-        ax.set_xticks(range(len(present)), [a.replace(", ", ",\n") for a in present], fontsize=8)
-        ax.set_xlim(-0.4, len(present) - 0.6)
-        ax.set_title(column)
-    axes[0, 0].set_ylabel(f"{metric} (mean over test images)")
-    axes[0, -1].legend(frameon=False, fontsize=8)
-    return fig
+    return report.paired_seeds_figure(means, "column", "arm", list(arms), metric, width=WIDTH)

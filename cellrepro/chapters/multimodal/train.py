@@ -52,23 +52,16 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ...data.crops import KINDS, CropSampler, rgb_input
 from ...data.types import CellImage
-from ...instances.cdnet import cdnet_targets, three_class_mask
 from ...losses.cdnet import cdnet_loss
-from ...losses.flows import cellpose_loss, flow_targets
+from ...losses.flows import cellpose_loss
 from ...nets.cdnet import CDNet
 from ...nets.cellpose import CellposeNet
 from ...nets.vgg_unet import VGGUNet
 from ...semi.cps import CPS_ALPHA, SemiBatches, cps_step
 from ...semi.selftrain import pseudo_label_cycles
-from ...train import TensorLoader, adam, fit, release, seed_everything
-
-KINDS = ("cellpose", "vgg_unet", "cdnet")
-"""Model kinds: the branch networks (a CPS-trained CDNet is a ``"cdnet"``)."""
-
-# direction class k in 1..8 at angle (k - 1) * 45 degrees (cellrepro.instances.cdnet); class 0 stays
-FLIP_X_DIRECTION = torch.tensor([0] + [(4 - k) % 8 + 1 for k in range(8)])  # a -> 180 - a
-FLIP_Y_DIRECTION = torch.tensor([0] + [(-k) % 8 + 1 for k in range(8)])  # a -> -a
+from ...train import adam, fit, release, seed_everything
 
 
 @dataclass
@@ -118,10 +111,7 @@ class Settings:
 
 def to_input(image) -> torch.Tensor:
     """(3, H, W) float32 ``image / 255`` of a :class:`CellImage` or an (H, W, 3) uint8 array."""
-    arr = np.asarray(image.image if isinstance(image, CellImage) else image)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"image must be (H, W, 3) RGB, got shape {arr.shape}")
-    return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    return rgb_input(image)
 
 
 def build(kind: str, settings: Settings) -> torch.nn.Module:
@@ -133,96 +123,6 @@ def build(kind: str, settings: Settings) -> torch.nn.Module:
     if kind == "cdnet":
         return CDNet(in_channels=3, features=settings.cdnet_features)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-
-
-def _targets(kind: str, labels: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """Full-size targets of one label image, each (C, H, W)."""
-    if kind == "cellpose":
-        return (flow_targets(labels),)  # dy, dx, foreground
-    if kind == "vgg_unet":
-        return (torch.from_numpy(three_class_mask(labels).astype(np.int64))[None],)
-    t = cdnet_targets(labels)
-    return tuple(torch.from_numpy(t[k])[None] for k in ("mask", "direction", "point"))
-
-
-def _flip(kind: str, x: torch.Tensor, targets: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, list]:
-    """Flip one crop and its targets along ``dim`` (-1: x, -2: y), keeping the targets consistent."""
-    out = [t.flip(dim) for t in targets]
-    if kind == "cellpose":  # channel 0 is dy, 1 is dx: the flipped axis's component changes sign
-        c = 1 if dim == -1 else 0
-        out[0] = torch.cat([out[0][:c], -out[0][c:c + 1], out[0][c + 1:]])
-    elif kind == "cdnet":
-        lut = (FLIP_X_DIRECTION if dim == -1 else FLIP_Y_DIRECTION).to(out[1].device)
-        out[1] = lut[out[1]]
-    return x.flip(dim), out
-
-
-class CropSampler:
-    """Random training crops of full-size images and their precomputed targets.
-
-    Args:
-        kind: a member of :data:`KINDS` (decides the targets; None: images only).
-        images: :class:`CellImage` s (labelled unless ``kind`` is None).
-        crop: crop side; every image must be at least this large.
-        flips: random flips with consistent targets (see the module docstring).
-
-    ``sample(indices)`` returns ``(x, *targets)`` batches: x (B, 3, crop, crop); cellpose
-    (B, 3, crop, crop) flows + foreground; vgg_unet (B, 1, crop, crop) classes; cdnet mask and
-    direction (B, crop, crop) classes and point (B, 1, crop, crop), as :func:`cdnet_loss` takes them.
-    """
-
-    def __init__(self, kind: str | None, images: Sequence[CellImage], crop: int, flips: bool = True):
-        if not images:
-            raise ValueError("images is empty: need at least one image to train on")
-        small = [im.name for im in images if min(im.image.shape[:2]) < crop]
-        if small:
-            raise ValueError(f"crop {crop} is larger than image(s) {small[:3]} "
-                             f"(smallest side {min(min(im.image.shape[:2]) for im in images)}); lower crop")
-        if kind is not None:
-            unlabelled = [im.name for im in images if im.labels is None]
-            if unlabelled:
-                raise ValueError(f"images must be labelled; {unlabelled[:3]} have no labels")
-        self.kind, self.crop, self.flips = kind, crop, flips
-        self.images = [to_input(im) for im in images]
-        self.targets = [_targets(kind, np.asarray(im.labels)) if kind else () for im in images]
-        self.device = torch.device("cpu")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def to(self, device: torch.device) -> "CropSampler":
-        """Move the full-size tensors to ``device`` (once; crops are then cut there)."""
-        if torch.device(device) != self.device:
-            self.images = [x.to(device) for x in self.images]
-            self.targets = [tuple(t.to(device) for t in ts) for ts in self.targets]
-            self.device = torch.device(device)
-        return self
-
-    def loader(self, batch: int) -> TensorLoader:
-        """Shuffled image indices, each image about equally often, ``batch`` per step."""
-        reps = -(-batch // len(self))
-        return TensorLoader(torch.arange(len(self)).repeat(reps), batch_size=batch, shuffle=True, drop_last=True)
-
-    def sample(self, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Crops of the images at ``indices`` (positions and flips from torch's global RNG)."""
-        xs, ts = [], []
-        c = self.crop
-        for i in indices.tolist():
-            x, targets = self.images[i], self.targets[i]
-            h, w = x.shape[-2:]
-            y0, x0 = (int(v) for v in (torch.randint(h - c + 1, ()), torch.randint(w - c + 1, ())))
-            x = x[:, y0:y0 + c, x0:x0 + c]
-            targets = [t[:, y0:y0 + c, x0:x0 + c] for t in targets]
-            if self.flips:
-                for dim in (-1, -2):
-                    if torch.rand(()) < 0.5:
-                        x, targets = _flip(self.kind, x, targets, dim)
-            xs.append(x)
-            ts.append(targets)
-        out = [torch.stack(xs)] + [torch.stack(t) for t in zip(*ts)]
-        if self.kind == "cdnet":  # mask and direction as (B, H, W) class maps
-            out[1], out[2] = out[1][:, 0], out[2][:, 0]
-        return tuple(out)
 
 
 def _dice_ce() -> Callable:
