@@ -30,7 +30,7 @@ from .project import PROFILES, Project
 GRADIENTS = ("sobel", "roberts")  # cellrepro.stacking.GRADIENTS
 EVAL_MODES = ("cellseg", "plain")  # cellrepro.metrics.MODES
 EVAL_FORMATS = ("cellseg", "cellpose", "coco")  # cellrepro.metrics.folders.FORMATS
-DATA_FAMILIES = ("dic-spheroid", "multimodal", "brightfield-overlap", "organoid")  # cellrepro.data.FAMILIES
+DATA_FAMILIES = ("dic-spheroid", "multimodal", "mmcs", "brightfield-overlap", "organoid")  # cellrepro.data.FAMILIES
 DATA_FORMATS = ("cellseg", "cellpose", "livecell", "zstack", "organoid", "fields")  # cellrepro.data.summary.FORMATS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -144,6 +144,10 @@ def cmd_data_make(args: argparse.Namespace) -> int:
 
     fam = data.family(args.family)
     params = fam.params(n=args.n, size=args.size, seed=args.seed)
+    if args.style is not None:
+        if args.family != "mmcs":
+            raise CellreproError(f"--style is for the mmcs family only, not {args.family}")
+        params["style"] = args.style
     out = data.make(args.family, args.out, **params)
     print(f"{args.family}: wrote {out} ({fam.format} format; {', '.join(f'{k}={v}' for k, v in params.items())})")
     return 0
@@ -305,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of images/stacks/fields (default: the book-profile size)")
     p.add_argument("--size", type=int, help="image side in pixels (organoid: width; height is 3/4 of it)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0); the same seed gives the same set")
+    p.add_argument("--style", choices=("dataset1", "external", "pretrain"),
+                   help="mmcs only: the challenge-like set (default), the external family, the pretraining family")
     p.set_defaults(func=cmd_data_make)
     p = data.add_parser("show", help="summarise a data set in any supported format, synthetic or real")
     p.add_argument("path", help="data folder (or a COCO .json for LIVECell)")

@@ -1,6 +1,6 @@
 """Data for every chapter: deterministic synthetic stand-ins, and readers for the real formats.
 
-Four families, each generated (seeded, cached under ``$CELLREPRO_CACHE``, default
+Five families, each generated (seeded, cached under ``$CELLREPRO_CACHE``, default
 ``~/.cache/cellrepro``) or read from a user's folder by the same call::
 
     from cellrepro import data
@@ -11,6 +11,7 @@ Four families, each generated (seeded, cached under ``$CELLREPRO_CACHE``, defaul
 |---|---|---|
 | ``dic-spheroid`` | spheroid paper's DIC z-stacks | list of :class:`ZStack` |
 | ``multimodal`` | NeurIPS 2022 CellSeg (multimodal, MMCS) | ``(labeled, unlabeled)`` :class:`CellImage` lists |
+| ``mmcs`` | MMCS's sources: CellSeg, Cellpose/Omnipose, pretraining (``style``) | ``(labeled, unlabeled)`` :class:`CellImage` lists |
 | ``brightfield-overlap`` | brightfield thesis's field sets | ``(fields, pool)`` :class:`Field` lists |
 | ``organoid`` | organoid thesis's CZI images | list of :class:`OrganoidImage` |
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import readers, writers
-from .synthetic import brightfield, dic_spheroid, multimodal, organoid
+from .synthetic import brightfield, dic_spheroid, mmcs, multimodal, organoid
 from .types import MODALITIES, SPHEROID_CLASSES, CellImage, DataError, Field, OrganoidImage, ZStack
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "dic-spheroid": Family("dic-spheroid", dic_spheroid, writers.write_zstacks, readers.read_zstacks, "zstack"),
     "multimodal": Family("multimodal", multimodal, writers.write_cellseg, readers.read_cellseg, "cellseg"),
+    "mmcs": Family("mmcs", mmcs, writers.write_cellseg, readers.read_cellseg, "cellseg"),
     "brightfield-overlap": Family("brightfield-overlap", brightfield, writers.write_fields, readers.read_fields, "fields"),
     "organoid": Family("organoid", organoid, writers.write_organoids, readers.read_organoids, "organoid"),
 }
