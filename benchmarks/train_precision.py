@@ -1,8 +1,13 @@
-"""Images per second of one MONAI U-Net training step: cellrepro.train.fit vs a plain PyTorch loop,
-and bf16-mixed vs true fp32.
+"""Images per second of one training step: cellrepro.train.fit vs a plain PyTorch loop, and
+bf16-mixed vs true fp32, for a MONAI U-Net or the MMCS chapter's CPnet.
 
     python benchmarks/train_precision.py --device cuda --size 256 --batch 64 --steps 50
     python benchmarks/train_precision.py --device cpu --size 64 --batch 8 --steps 5
+    python benchmarks/train_precision.py --model cpnet --device cuda --size 224 --batch 32 --steps 50
+
+``--model unet``: MONAI's U-Net, 1 input channel, BCE with logits. ``--model cpnet``: the Cellpose-style
+:class:`cellrepro.nets.CellposeNet` at Cellpose's widths (32, 64, 128, 256) with two input channels
+(cytoplasm, nucleus) and the Cellpose loss on (dy, dx, foreground) targets, as MMCS trains it (issue 12).
 
 Every configuration runs in this process on the same batch, resident on the device, with the
 same network, loss (BCE with logits) and optimizer (Adam, fused on CUDA):
@@ -33,14 +38,39 @@ import torch
 from monai.networks.nets import UNet
 from torch import nn
 
+from cellrepro.losses.flows import cellpose_loss
+from cellrepro.nets.cellpose import CellposeNet
 from cellrepro.record import device_name
 from cellrepro.train import TensorLoader, fit, make_fabric
 
+MODEL = "unet"
+"""Set by ``--model``: which network and loss every configuration uses."""
+
 
 def unet() -> nn.Module:
+    """The benchmarked network (name kept from when it was the only one): ``MODEL``'s, seeded."""
     torch.manual_seed(0)
+    if MODEL == "cpnet":
+        return CellposeNet(in_channels=2, features=(32, 64, 128, 256))
     return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(32, 64, 128, 256, 512),
                 strides=(2, 2, 2, 2), num_res_units=2)
+
+
+def make_loss() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return cellpose_loss if MODEL == "cpnet" else nn.BCEWithLogitsLoss()
+
+
+def batch_data(batch: int, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One fixed batch: inputs and targets of ``MODEL``'s shapes (random, seeded)."""
+    g = torch.Generator().manual_seed(0)
+    if MODEL == "cpnet":
+        x = torch.rand(batch, 2, size, size, generator=g)
+        fg = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
+        flows = torch.nn.functional.normalize(torch.randn(batch, 2, size, size, generator=g), dim=1) * fg
+        return x.to(device), torch.cat((flows, fg), 1).to(device)
+    x = torch.randn(batch, 1, size, size, generator=g)
+    y = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
+    return x.to(device), y.to(device)
 
 
 def optimizer(net: nn.Module, device: str) -> torch.optim.Adam:
@@ -77,7 +107,7 @@ def plain_loop(device: str, x: torch.Tensor, y: torch.Tensor, bf16: bool, channe
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = unet().to(device, memory_format=fmt)
     x = x.contiguous(memory_format=fmt)
-    opt, loss_fn = optimizer(net, device), nn.BCEWithLogitsLoss()
+    opt, loss_fn = optimizer(net, device), make_loss()
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def run(steps: int) -> None:
@@ -94,7 +124,7 @@ def plain_loop(device: str, x: torch.Tensor, y: torch.Tensor, bf16: bool, channe
 def through_fit(device: str, x: torch.Tensor, y: torch.Tensor, precision: str, channels_last: bool = False):
     """The same step as a ``fit`` step function, data in a TensorLoader, default log_every."""
     net = unet()
-    opt, loss_fn = optimizer(net, device), nn.BCEWithLogitsLoss()
+    opt, loss_fn = optimizer(net, device), make_loss()
     fabric = make_fabric(device, precision)
     loader = TensorLoader(x, y, batch_size=len(x), shuffle=False)
 
@@ -118,12 +148,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best rate of each is shown")
+    parser.add_argument("--model", choices=("unet", "cpnet"), default="unet",
+                        help="unet: MONAI U-Net + BCE; cpnet: CellposeNet (2 channels) + the Cellpose loss")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     dev = args.device
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 1, args.size, args.size, generator=g).to(dev)
-    y = (torch.rand(args.batch, 1, args.size, args.size, generator=g) > 0.5).float().to(dev)
-    print(f"device: {device_name(dev)}; MONAI U-Net 2D, {args.batch} x 1 x {args.size} x {args.size}, "
+    x, y = batch_data(args.batch, args.size, dev)
+    name, channels = ("CPnet (32-64-128-256)", 2) if MODEL == "cpnet" else ("MONAI U-Net 2D", 1)
+    print(f"device: {device_name(dev)}; {name}, {args.batch} x {channels} x {args.size} x {args.size}, "
           f"{args.steps} steps after {args.warmup} warm-up steps, best of {args.repeats}")
     cuda = dev == "cuda"
     if cuda:
