@@ -79,18 +79,20 @@ def test_set(n_test: int, size: int, data_root: str | None = None, seed: int = 0
     return list(data.load("mmcs", n_labeled=n_test, n_unlabeled=0, size=size, seed=TEST_SEED, style="dataset1")[0])
 
 
-def _rows(net, test: Sequence[CellImage], **keys) -> pd.DataFrame:
-    out = mt.scores(net, test)[["image", "modality", "f1", "precision", "recall"]]
+def _rows(net, test: Sequence[CellImage], diameter: float | None = None, **keys) -> pd.DataFrame:
+    out = mt.scores(net, test, diameter=diameter)[["image", "modality", "f1", "precision", "recall"]]
     for k, v in keys.items():
         out.insert(0, k, v)
     return out
 
 
 def phase_runs(sets: TrainingSets, test: Sequence[CellImage], phase1: mt.Settings, phase2: mt.Settings, seed: int,
-               datasets: Sequence[str] = tuple(DATASETS)) -> tuple[pd.DataFrame, dict[str, object]]:
+               datasets: Sequence[str] = tuple(DATASETS), diameter: float | None = 40.0
+               ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Per dataset row of Table 1: phase 1, phase 2 (``phase2.w``) and the ``w = 0`` control, scored per
-    test image. Returns the rows (``seed, dataset, phase, image, modality, f1, precision, recall``)
-    and the phase-1 nets by dataset (for :func:`diameter_sweep`)."""
+    test image at inference ``diameter`` (default 40 px: the paper's Table 1 values are its Table 4
+    values at 40 px; None: the self-adaptive rho). Returns the rows (``seed, dataset, phase, image,
+    modality, f1, precision, recall``) and the phase-1 nets by dataset (for :func:`diameter_sweep`)."""
     rows, nets = [], {}
     for ds in datasets:
         if ds not in DATASETS:
@@ -102,7 +104,7 @@ def phase_runs(sets: TrainingSets, test: Sequence[CellImage], phase1: mt.Setting
         net2 = mt.train_phase2(net1, labelled, sets.unlabelled, phase2, seed + 1)
         control = mt.train_phase2(net1, labelled, sets.unlabelled, dataclasses.replace(phase2, w=0.0), seed + 1)
         for phase, net in zip(PHASES, (net1, net2, control)):
-            rows.append(_rows(net, test, seed=seed, dataset=ds, phase=phase))
+            rows.append(_rows(net, test, diameter, seed=seed, dataset=ds, phase=phase))
         nets[ds] = net1
     return pd.concat(rows, ignore_index=True), nets
 
@@ -188,14 +190,19 @@ def table1(means: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {(ds, f"{ph} F1"): float(v) for (ds, ph), v in m.items()}
 
 
-def table4(sweep_means: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """Table 4 cells (``dataset1, diameter D px``; ``+dataset2, diameter 40 px``) where the sweep has them."""
+def table4(sweep_means: pd.DataFrame, phase_means: pd.DataFrame | None = None) -> dict[tuple[str, str], float]:
+    """Table 4 cells: ``dataset1, diameter D px`` from the sweep, and ``+dataset2, diameter 40 px`` from the
+    sweep or else from the phase-1 rows of ``phase_means`` (Table 1's runs, scored at 40 px)."""
     m = sweep_means.dropna(subset=["diameter"]).groupby(["dataset", "diameter"])["f1"].mean()
     out = {}
     for (ds, d), v in m.items():
-        key = (f"{ds}, diameter {int(d)} px", "F1")
         if ds == "dataset1" or int(d) == 40:
-            out[key] = float(v)
+            out[(f"{ds}, diameter {int(d)} px", "F1")] = float(v)
+    key = ("+dataset2, diameter 40 px", "F1")
+    if key not in out and phase_means is not None:
+        sel = phase_means[(phase_means["dataset"] == "+dataset2") & (phase_means["phase"] == "phase1")]
+        if len(sel):
+            out[key] = float(sel["f1"].mean())
     return out
 
 
