@@ -54,3 +54,10 @@ def test_real_data_needs_labelled_images(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(Exception, match="images"):
         protocol.training_sets(0, 4, 0, 0, 64, data_root=str(tmp_path))
+
+
+def test_training_sets_without_external_images_read_back_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLREPRO_CACHE", str(tmp_path))
+    for _ in range(2):  # the second call reads the cache
+        sets = protocol.training_sets(0, 2, 1, 0, 64)
+        assert len(sets.labelled) == 2 and len(sets.unlabelled) == 1 and sets.external == []

@@ -61,7 +61,9 @@ def training_sets(seed: int, n_labelled: int, n_unlabelled: int, n_external: int
         ext = _real_external(external_root)[:n_external] if external_root else []
         return TrainingSets(train, unl[:n_unlabelled], ext)
     lab, unl = data.load("mmcs", n_labeled=n_labelled, n_unlabeled=n_unlabelled, size=size, seed=seed, style="dataset1")
-    ext, _ = data.load("mmcs", n_labeled=n_external, n_unlabeled=0, size=size, seed=seed, style="external")
+    ext = []  # an empty set is not generated: its cached folder would have no images/ to read back
+    if n_external > 0:
+        ext, _ = data.load("mmcs", n_labeled=n_external, n_unlabeled=0, size=size, seed=seed, style="external")
     return TrainingSets(list(lab), list(unl), list(ext))
 
 
