@@ -84,6 +84,21 @@ def cells_figure(items: Sequence[CellImage], per_modality: int = 2):
     return fig
 
 
+def styles_figure(sets: dict[str, Sequence[CellImage]], per_style: int = 2):
+    """One column per image, ``per_style`` from each named set (e.g. the MMCS family's styles), with
+    outlines above and the nucleus channel below; titles name the set, kind of image and diameter."""
+    chosen = [(name, it) for name, items in sets.items() for it in list(items)[:per_style]]
+    cols = min(4, len(chosen))
+    fig, axes = _figure(2 * -(-len(chosen) // cols), cols)
+    for k, (name, it) in enumerate(chosen):
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
+        _overlay(top, it.image, it.labels, color=(1.0, 1.0, 0.0))
+        top.set_title(f"{name}, ~{it.diameter:.0f} px", fontsize=9)
+        bottom.imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
+        bottom.set_title("its nucleus channel" if it.nucleus.any() else "nucleus channel: zeros", fontsize=9)
+    return fig
+
+
 def field_figure(field: Field):
     """Phase, both brightfield planes, fluorescence, and the derived maps with overlaps."""
     fig, axes = _figure(2, 4)
