@@ -47,8 +47,8 @@ MODEL = "unet"
 """Set by ``--model``: which network and loss every configuration uses."""
 
 
-def unet() -> nn.Module:
-    """The benchmarked network (name kept from when it was the only one): ``MODEL``'s, seeded."""
+def network() -> nn.Module:
+    """The benchmarked network, ``MODEL``'s, seeded."""
     torch.manual_seed(0)
     if MODEL == "cpnet":
         return CellposeNet(in_channels=2, features=(32, 64, 128, 256))
@@ -105,7 +105,7 @@ def timed(run: Callable[[int], None], device: str, batch: int, steps: int, warmu
 def plain_loop(device: str, x: torch.Tensor, y: torch.Tensor, bf16: bool, channels_last: bool = False):
     """The step without Fabric: forward (autocast when ``bf16``), BCE, backward, Adam."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    net = unet().to(device, memory_format=fmt)
+    net = network().to(device, memory_format=fmt)
     x = x.contiguous(memory_format=fmt)
     opt, loss_fn = optimizer(net, device), make_loss()
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
@@ -123,7 +123,7 @@ def plain_loop(device: str, x: torch.Tensor, y: torch.Tensor, bf16: bool, channe
 
 def through_fit(device: str, x: torch.Tensor, y: torch.Tensor, precision: str, channels_last: bool = False):
     """The same step as a ``fit`` step function, data in a TensorLoader, default log_every."""
-    net = unet()
+    net = network()
     opt, loss_fn = optimizer(net, device), make_loss()
     fabric = make_fabric(device, precision)
     loader = TensorLoader(x, y, batch_size=len(x), shuffle=False)

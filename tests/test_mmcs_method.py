@@ -173,3 +173,12 @@ def test_phase1_then_phase2_runs_and_keeps_rho():
         mt.train_phase2(net, lab, [], s, seed=0)
     with pytest.raises(ValueError, match="crop must be a multiple"):
         mt.Settings(crop=30)
+
+
+def test_phase1_evaluates_on_held_out_images_every_n_updates():
+    lab, _ = mmcs.generate(2, 0, 96, seed=4)
+    test, _ = mmcs.generate(2, 0, 96, seed=5)
+    s = mt.Settings(steps=4, batch=2, crop=64, device="cpu")
+    net = mt.train_phase1(lab, s, seed=0, eval_images=test, eval_every=2)
+    f1 = net.train_history["val_f1"]
+    assert f1.notna().sum() == 2 and f1.dropna().between(0, 1).all()  # after updates 2 and 4

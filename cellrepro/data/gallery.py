@@ -66,34 +66,25 @@ def zstack_figure(sample: ZStack, slices: Sequence[int] | None = None):
 
 def cells_figure(items: Sequence[CellImage], per_modality: int = 2):
     """Per modality: images with instance outlines, and the nucleus channel where there is one."""
-    chosen = []
-    for m in MODALITIES:
-        chosen += [it for it in items if it.modality == m][:per_modality]
-    chosen = chosen or list(items)[: 4 * per_modality]
+    by_modality = {m: [it for it in items if it.modality == m] for m in MODALITIES}
+    by_modality = {m: v for m, v in by_modality.items() if v} or {"": list(items)[: 4 * per_modality]}
+    return styles_figure(by_modality, per_style=per_modality if "" not in by_modality else 4 * per_modality)
+
+
+def styles_figure(sets: dict[str, Sequence[CellImage]], per_style: int = 2):
+    """One column per image, ``per_style`` from each named set (e.g. the MMCS family's styles), with
+    outlines above (when labelled) and the nucleus channel below; titles name the set (else the image)
+    and the typical diameter."""
+    chosen = [(name, it) for name, items in sets.items() for it in list(items)[:per_style]]
     cols = min(4, len(chosen))
     fig, axes = _figure(2 * -(-len(chosen) // cols), cols)
-    for k, it in enumerate(chosen):  # each image above its nucleus channel, four per row
+    for k, (name, it) in enumerate(chosen):  # each image above its nucleus channel, four per row
         top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
         if it.labels is not None:
             _overlay(top, it.image, it.labels, color=(1.0, 1.0, 0.0))
         else:
             top.imshow(it.image)
-        top.set_title(f"{it.modality or it.name}, ~{it.diameter:.0f} px", fontsize=9)
-        bottom.imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
-        bottom.set_title("its nucleus channel" if it.nucleus.any() else "nucleus channel: zeros", fontsize=9)
-    return fig
-
-
-def styles_figure(sets: dict[str, Sequence[CellImage]], per_style: int = 2):
-    """One column per image, ``per_style`` from each named set (e.g. the MMCS family's styles), with
-    outlines above and the nucleus channel below; titles name the set, kind of image and diameter."""
-    chosen = [(name, it) for name, items in sets.items() for it in list(items)[:per_style]]
-    cols = min(4, len(chosen))
-    fig, axes = _figure(2 * -(-len(chosen) // cols), cols)
-    for k, (name, it) in enumerate(chosen):
-        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
-        _overlay(top, it.image, it.labels, color=(1.0, 1.0, 0.0))
-        top.set_title(f"{name}, ~{it.diameter:.0f} px", fontsize=9)
+        top.set_title(f"{name or it.name}, ~{it.diameter:.0f} px", fontsize=9)
         bottom.imshow(it.nucleus, cmap="gray", vmin=0, vmax=1)
         bottom.set_title("its nucleus channel" if it.nucleus.any() else "nucleus channel: zeros", fontsize=9)
     return fig

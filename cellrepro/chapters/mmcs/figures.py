@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 from ... import report
-from .protocol import PHASES
 
 WIDTH = 7.5
 PHASE_LABELS = {"phase1": "phase 1", "control": "control (w = 0)", "phase2": "phase 2"}
@@ -14,7 +13,7 @@ PHASE_LABELS = {"phase1": "phase 1", "control": "control (w = 0)", "phase2": "ph
 def paired_phases_figure(means: pd.DataFrame):
     """One panel per Table 1 row: mean F1 after phase 1, the w = 0 control and phase 2, a line per seed."""
     m = means.assign(arm=means["phase"].map(PHASE_LABELS))
-    order = [PHASE_LABELS[p] for p in ("phase1", "control", "phase2") if p in PHASES]
+    order = [PHASE_LABELS[p] for p in ("phase1", "control", "phase2")]
     return report.paired_seeds_figure(m, "dataset", "arm", order, "f1", ylabel="F1 (mean over test images)", width=WIDTH)
 
 

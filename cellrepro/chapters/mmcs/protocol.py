@@ -142,12 +142,8 @@ def nucleus_runs(labelled: Sequence[CellImage], pretrain: Sequence[CellImage], t
     for arm, (start, nucleus) in NUCLEUS_ARMS.items():
         net = mt.train_phase1(labelled, dataclasses.replace(settings, nucleus=nucleus), seed,
                               init=starts[start] if start else None)
-        for d in diameters:
-            r = mt.scores(net, test, diameter=d)[["image", "modality", "f1", "precision", "recall"]]
-            r.insert(0, "diameter", float("nan") if d is None else float(d))
-            r.insert(0, "arm", arm)
-            r.insert(0, "seed", seed)
-            rows.append(r)
+        rows += [_rows(net, test, d, arm=arm, seed=seed).assign(diameter=float("nan") if d is None else float(d))
+                 for d in diameters]
     return pd.concat(rows, ignore_index=True)
 
 
@@ -158,16 +154,10 @@ def table3(means: pd.DataFrame, diameter: float = 30.0) -> dict[tuple[str, str],
 
 
 def diameter_sweep(net, test: Sequence[CellImage], diameters: Sequence[float], **keys) -> pd.DataFrame:
-    """Mean-free rows per (diameter, test image): ``diameter``, ``image``, ``f1`` and ``keys``;
-    ``diameter`` NaN is the self-adaptive default (no resize: ``rho``)."""
-    rows = []
-    for d in list(diameters) + [None]:
-        r = mt.scores(net, test, diameter=d)[["image", "f1"]]
-        r.insert(0, "diameter", float("nan") if d is None else float(d))
-        rows.append(r)
-    out = pd.concat(rows, ignore_index=True)
-    for k, v in keys.items():
-        out.insert(0, k, v)
+    """One row per (diameter, test image): ``keys``, ``image``, ``modality``, ``f1``, ``precision``, ``recall``,
+    ``diameter`` (NaN: the self-adaptive default, no resize) and the net's ``rho``."""
+    out = pd.concat([_rows(net, test, d, **keys).assign(diameter=float("nan") if d is None else float(d))
+                     for d in list(diameters) + [None]], ignore_index=True)
     out["rho"] = float(net.diam_mean)
     return out
 

@@ -142,12 +142,9 @@ def training_diameter(images: Sequence[CellImage], settings: Settings) -> float:
     return mean_roi_diameter(im.labels for im in images)
 
 
-def _labelled(images: Sequence[CellImage], rho: float, crop: int) -> list[CellImage]:
-    out = []
-    for im in images:
-        d = image_diameter(im.labels)
-        out.append(rescaled(im, rho / d if np.isfinite(d) else 1.0, crop))
-    return out
+def _at_rho(image: CellImage, diameter: float, rho: float, crop: int) -> CellImage:
+    """``image`` resized so that cells of ``diameter`` become ``rho`` across (unchanged if ``diameter`` is NaN)."""
+    return rescaled(image, rho / diameter if np.isfinite(diameter) else 1.0, crop)
 
 
 def _net_output(net: torch.nn.Module, image: CellImage, nucleus: bool, device=None) -> torch.Tensor:
@@ -233,13 +230,13 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_image
     rho = float(net.diam_mean) if keep_rho else training_diameter(labelled, settings)
     net.diam_mean, net.nucleus = rho, settings.nucleus
     to_tensor = lambda im: mmcs_input(im, settings.nucleus)  # noqa: E731
-    lab = CropSampler("cellpose", _labelled(labelled, rho, settings.crop), settings.crop, settings.flips, to_tensor)
+    lab_images = [_at_rho(im, image_diameter(im.labels), rho, settings.crop) for im in labelled]
+    lab = CropSampler("cellpose", lab_images, settings.crop, settings.flips, to_tensor)
     unl, ensemble = None, None
     if unlabelled:
-        unl_images = []
-        for im in unlabelled:  # the phase-1 net's masks give each unlabelled image its diameter
-            d = image_diameter(predict(net, im, nucleus=settings.nucleus))
-            unl_images.append(rescaled(im, rho / d if np.isfinite(d) else 1.0, settings.crop))
+        # the phase-1 net's masks give each unlabelled image its diameter
+        unl_images = [_at_rho(im, image_diameter(predict(net, im, nucleus=settings.nucleus)), rho, settings.crop)
+                      for im in unlabelled]
         ensemble = TemporalEnsemble([_net_output(net, im, settings.nucleus) for im in unl_images], settings.alpha)
         unl = CropSampler("cellpose", unl_images, settings.crop, settings.flips, to_tensor,
                           targets=[(z,) for z in ensemble.targets])
