@@ -90,6 +90,19 @@ def styles_figure(sets: dict[str, Sequence[CellImage]], per_style: int = 2):
     return fig
 
 
+def outlines_figure(rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]]):
+    """One row per image: the image with each named label image's outlines in its own panel, e.g. the
+    truth beside several methods' predictions. ``rows``: ``(row title, (H, W[, 3]) image, {panel
+    title: (H, W) labels})``; the row title heads the row's first panel."""
+    cols = max(len(labels) for _, _, labels in rows)
+    fig, axes = _figure(len(rows), cols)
+    for r, (title, image, labels) in enumerate(rows):
+        for c, (name, lab) in enumerate(labels.items()):
+            _overlay(axes[r, c], image, lab, color=(1.0, 1.0, 0.0))
+            axes[r, c].set_title(f"{title}: {name}" if c == 0 else name, fontsize=8)
+    return fig
+
+
 def field_figure(field: Field):
     """Phase, both brightfield planes, fluorescence, and the derived maps with overlaps."""
     fig, axes = _figure(2, 4)

@@ -2,7 +2,8 @@
 
 Built from MONAI's ``DiceLoss`` and ``SSIMLoss`` (which returns 1 - SSIM; Eq. 3.8 prints SSIM
 itself) and torch's BCE; MAE is the mean absolute error of the probabilities (Eq. 3.9). The
-terms are summed with equal weights (the thesis gives none).
+terms are summed with equal weights (the thesis gives none). :func:`dice_ce` is the Dice + cross-entropy
+of 3-class (background, interior, boundary) U-Nets.
 """
 
 from __future__ import annotations
@@ -37,3 +38,13 @@ def finetune_loss(name: str, win_size: int = 7) -> Callable[[torch.Tensor, torch
         return terms
 
     return loss
+
+
+def dice_ce() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Dice + cross-entropy on class logits against integer class targets (B, 1, H, W), weights 1 and 1:
+    MONAI's ``DiceCELoss`` with softmax and one-hot targets (the multimodal paper's Eq. 1 for its U-Net;
+    the MMCS chapter's semantic baselines)."""
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(softmax=True, to_onehot_y=True)
+

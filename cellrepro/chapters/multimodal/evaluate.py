@@ -29,41 +29,15 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 
 from ...data.types import CellImage
-from ...instances.cdnet import decode_outputs, interior_seeds
-from ...instances.flows import fill_holes_and_remove_small
-from ...metrics.instance import relabel
+from ...instances.cdnet import decode_outputs, three_class_decode
 from ...metrics.scores import instance_scores
 from ...nets.cellpose import predict_instances
 from .train import KINDS, to_input
 
-
-def unet_decode(probs, min_seed: int = 3, min_size: int = 10) -> np.ndarray:
-    """Instances from (3, H, W) background / interior / boundary probabilities (see the module docstring).
-
-    Example (two touching squares from their perfect 3-class mask come back as two instances):
-
-    >>> from cellrepro.instances.cdnet import three_class_mask
-    >>> m = np.zeros((12, 22), int); m[1:11, 1:11] = 4; m[1:11, 11:21] = 9
-    >>> out = unet_decode(np.eye(3)[three_class_mask(m)].transpose(2, 0, 1))
-    >>> int(out.max()), bool((out[m == 4] == out[5, 5]).all()), bool((out[m == 9] == out[5, 15]).all())
-    (2, True, True)
-    """
-    p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs, float)
-    if p.ndim != 3 or p.shape[0] != 3:
-        raise ValueError(f"probs must have shape (3, H, W) (background, interior, boundary), got {p.shape}")
-    classes = p.argmax(0)
-    seeds = interior_seeds(classes, min_seed)
-    foreground = classes > 0
-    out = watershed(-p[1], seeds, mask=foreground, connectivity=2)
-    rest = foreground & (out == 0)
-    if rest.any():
-        extra, _ = ndi.label(rest, structure=np.ones((3, 3), bool))
-        out[rest] = extra[rest] + out.max()
-    return fill_holes_and_remove_small(relabel(out), min_size).astype(np.int32)
+unet_decode = three_class_decode
+"""The VGG U-Net's decoding: :func:`cellrepro.instances.cdnet.three_class_decode`."""
 
 
 def _device(model: torch.nn.Module, device) -> torch.device:

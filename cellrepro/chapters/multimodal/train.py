@@ -56,6 +56,7 @@ from ...data.crops import KINDS, CropSampler, rgb_input
 from ...data.types import CellImage
 from ...losses.cdnet import cdnet_loss
 from ...losses.flows import cellpose_loss
+from ...losses.segmentation import dice_ce
 from ...nets.cdnet import CDNet
 from ...nets.cellpose import CellposeNet
 from ...nets.vgg_unet import VGGUNet
@@ -125,14 +126,8 @@ def build(kind: str, settings: Settings) -> torch.nn.Module:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def _dice_ce() -> Callable:
-    from monai.losses import DiceCELoss
-
-    return DiceCELoss(softmax=True, to_onehot_y=True)  # Eq. 1: L_dice + L_ce, weights 1 and 1
-
-
 def _supervised_step(kind: str, sampler: CropSampler) -> Callable:
-    unet_loss = _dice_ce() if kind == "vgg_unet" else None
+    unet_loss = dice_ce() if kind == "vgg_unet" else None
 
     def step(ctx, batch):
         x, *t = sampler.to(ctx.device).sample(batch[0])
