@@ -1,5 +1,6 @@
 """Model builders on MONAI / torchvision parts: a U-Net whose encoder can be used alone, projection
-heads, a Cellpose-style CPnet, a U-Net on a VGG16-BN encoder and CDNet."""
+heads, a Cellpose-style CPnet, a U-Net on a VGG16-BN encoder, CDNet, and (``cellrepro.nets.maskrcnn``,
+imported on use as it loads torchvision's detection models) a small Mask R-CNN."""
 
 from .cdnet import CDNet
 from .cellpose import CellposeNet, predict_instances
