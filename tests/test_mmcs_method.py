@@ -182,3 +182,47 @@ def test_phase1_evaluates_on_held_out_images_every_n_updates():
     net = mt.train_phase1(lab, s, seed=0, eval_images=test, eval_every=2)
     f1 = net.train_history["val_f1"]
     assert f1.notna().sum() == 2 and f1.dropna().between(0, 1).all()  # after updates 2 and 4
+
+
+def test_phase2_scores_named_sets_at_checkpoints_for_the_schedule_tables():
+    from cellrepro.chapters.mmcs import protocol
+
+    lab, unl = mmcs.generate(2, 2, 96, seed=6)
+    val, _ = mmcs.generate(1, 0, 96, seed=7)
+    test, _ = mmcs.generate(2, 0, 96, seed=8)
+    s = mt.Settings(steps=2, batch=2, crop=64, device="cpu", features=(4, 8), refresh_every=1, warmup=0)
+    net = mt.train_phase1(lab, s, seed=0)
+    run = protocol.schedule(s, epochs=3000, decay_from=2000, updates_per_1000=2, w=0.4)
+    assert (run.steps, run.decay_start, run.halve_every, run.w) == (6, 4, 1, 0.4)
+    curve = protocol.schedule_run(net, lab, unl, run, 0, val, test, eval_every=2, arm="decay")
+    assert curve["step"].tolist() == [2, 4, 6] and curve["arm"].eq("decay").all()
+    assert curve[["val_f1", "test_f1"]].stack().between(0, 1).all()
+    assert curve["lr"].iloc[-1] < curve["lr"].iloc[0]  # halving from update 4
+    no_val = protocol.schedule_run(net, lab, unl, protocol.schedule(s, 1000, None, 2, 0.05), 0, [], test, 1)
+    assert no_val["val_f1"].isna().all() and no_val["step"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("arch, head", [("unet", "flows"), ("unet", "semantic"), ("swinunetr", "semantic")])
+def test_table8_baselines_train_and_predict_instances(arch, head):
+    lab, _ = mmcs.generate(2, 0, 64, seed=9)
+    s = mt.Settings(steps=2, batch=2, crop=64, device="cpu", features=(4, 8), arch=arch, head=head)
+    net = mt.train_phase1(lab, s, seed=0)
+    assert (net.arch, net.head) == (arch, head)
+    pred = mt.predict(net, lab[0])
+    assert pred.shape == lab[0].labels.shape and pred.dtype == np.int32
+    if head == "semantic":
+        with pytest.raises(ValueError, match="flows head"):
+            mt.train_phase2(net, lab, lab, s, seed=0)
+
+
+def test_architecture_settings_are_checked():
+    from cellrepro.chapters.mmcs import architectures
+
+    with pytest.raises(ValueError, match="multiple of 32"):
+        mt.Settings(crop=48, arch="swinunetr")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        mt.Settings(arch="resnet")
+    with pytest.raises(ValueError, match="head must be 'flows'"):
+        architectures.build("cpnet", "semantic")
+    net = architectures.build("unet", "flows", 2, (4, 8, 16))
+    assert net.size_multiple == 4 and net(torch.zeros(1, 2, 32, 32)).shape == (1, 3, 32, 32)

@@ -61,3 +61,45 @@ def test_training_sets_without_external_images_read_back_from_the_cache(tmp_path
     for _ in range(2):  # the second call reads the cache
         sets = protocol.training_sets(0, 2, 1, 0, 64)
         assert len(sets.labelled) == 2 and len(sets.unlabelled) == 1 and sets.external == []
+
+
+def _weight_means(best_small, best_large, seeds=(0, 1, 2), ws=(0.05, 0.2, 0.4, 0.6)):
+    """Per-seed means whose curves peak at the given w in each regime (a little seed noise)."""
+    rows = []
+    for s in seeds:
+        for ds, best in (("dataset1", best_small), ("+dataset2", best_large)):
+            rows += [{"seed": s, "dataset": ds, "w": w, "f1": 0.7 - abs(w - best) + 0.001 * s} for w in ws]
+    return pd.DataFrame(rows)
+
+
+def test_table5_cells_and_the_optimum_rules():
+    means = _weight_means(0.4, 0.05)
+    cells = protocol.table5(means)
+    assert cells[("w=0.4", "dataset1 F1 (fixed lr 0.1)")] == pytest.approx(0.701)
+    report.compare(cells, paper="mmcs", table="5")
+    assert protocol.argmax_shift(means) == 1.0
+    assert protocol.argmax_shift(_weight_means(0.05, 0.4)) == 0.0
+    gap = protocol.gap_to_best(means, "dataset1", 0.4)
+    assert gap["best_w"] == 0.4 and gap["gap"] == 0.0
+    gap = protocol.gap_to_best(means, "+dataset2", 0.4)
+    assert gap["best_w"] == 0.05 and gap["gap"] == pytest.approx(0.35)
+    with pytest.raises(ValueError, match="was not run"):
+        protocol.gap_to_best(means, "dataset1", 0.3)
+
+
+def test_epochs_map_to_updates_and_best_checkpoints_are_chosen_on_validation():
+    assert protocol.epochs_to_updates(2500, 20) == 50 and protocol.epochs_to_updates(100, 20) == 2
+    with pytest.raises(ValueError):
+        protocol.epochs_to_updates(1000, 0)
+    curves = pd.DataFrame({"seed": 0, "arm": "a", "step": [1, 2, 3], "val_f1": [0.5, 0.7, 0.7],
+                           "test_f1": [0.9, 0.6, 0.8]})
+    best = protocol.best_checkpoint(curves, ["seed", "arm"])
+    assert best["step"].tolist() == [2] and best["test_f1"].tolist() == [0.6]  # validation decides; earliest tie
+
+
+def test_table8_cells():
+    means = pd.DataFrame([{"seed": s, "arm": a, "f1": 0.5 + 0.1 * i} for s in (0, 1)
+                          for i, a in enumerate(protocol.ARCH_ARMS)])
+    cells = protocol.table8(means)
+    assert set(cells) == {("MMCS", "F1"), ("U-Net", "F1"), ("SwinUNETR", "F1")}
+    report.compare(cells, paper="mmcs", table="8")

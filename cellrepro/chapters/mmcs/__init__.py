@@ -1,6 +1,7 @@
 """The MMCS chapter (Hu et al., "Advanced Multi-Microscopic Views Cell Semi-supervised Segmentation").
 
 :mod:`.train` (CPnet with a nucleus channel, the self-adaptive diameter, phase 1 and phase 2 with
-temporal ensembling), :mod:`.schedule` (SGD, warm-up, halving), :mod:`.protocol` (what each section
-runs per seed and how rows become the paper's tables), :mod:`.figures`.
+temporal ensembling), :mod:`.schedule` (SGD, warm-up, halving), :mod:`.architectures` (CPnet, MONAI's
+U-Net and SwinUNETR on flows or on 3 classes: Table 8), :mod:`.protocol` (what each section runs per
+seed and how rows become the paper's tables), :mod:`.figures`.
 """

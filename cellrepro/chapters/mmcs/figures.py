@@ -17,18 +17,22 @@ def paired_phases_figure(means: pd.DataFrame):
     return report.paired_seeds_figure(m, "dataset", "arm", order, "f1", ylabel="F1 (mean over test images)", width=WIDTH)
 
 
+def seed_curves(ax, means: pd.DataFrame, x: str, value: str = "f1") -> None:
+    """``value`` against ``x`` on ``ax``: a thin grey line per seed and the mean over seeds in bold."""
+    for _, g in means.groupby("seed"):
+        g = g.sort_values(x)
+        ax.plot(g[x], g[value], "-", color="0.6", lw=0.9, alpha=0.8)
+    mean = means.groupby(x)[value].mean()
+    ax.plot(mean.index, mean.to_numpy(), "o-", color="C0", lw=2, label="this run (mean over seeds)")
+
+
 def diameter_figure(sweep_means: pd.DataFrame, rho: float | None = None, paper: pd.DataFrame | None = None):
     """Mean F1 against the inference diameter: a thin line per seed, the mean in bold, the paper's Table 4
     (dataset1 rows) dashed, and a vertical line at the mean self-adaptive diameter ``rho``."""
     import matplotlib.pyplot as plt
 
-    swept = sweep_means.dropna(subset=["diameter"])
     fig, ax = plt.subplots(figsize=(WIDTH * 0.62, 3.0), layout="constrained")
-    for seed, g in swept.groupby("seed"):
-        g = g.sort_values("diameter")
-        ax.plot(g["diameter"], g["f1"], "-", color="0.6", lw=0.9, alpha=0.8)
-    mean = swept.groupby("diameter")["f1"].mean()
-    ax.plot(mean.index, mean.to_numpy(), "o-", color="C0", lw=2, label="this run (mean over seeds)")
+    seed_curves(ax, sweep_means.dropna(subset=["diameter"]), "diameter")
     if paper is not None:
         rows = paper[paper["row"].str.startswith("dataset1, diameter")]
         d = rows["row"].str.extract(r"(\d+) px")[0].astype(float)
@@ -40,4 +44,45 @@ def diameter_figure(sweep_means: pd.DataFrame, rho: float | None = None, paper: 
     return fig
 
 
-__all__ = ["diameter_figure", "paired_phases_figure"]
+def weight_figure(means: pd.DataFrame, columns: dict[str, str], paper: pd.DataFrame | None = None):
+    """One panel per label regime (``columns``: dataset -> the paper's Table 5 column): mean F1 against
+    ``w``, a thin line per seed, the mean in bold, the paper's column dashed on a right-hand axis of its
+    own (its data differ: only the shape compares)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(WIDTH, 2.9), layout="constrained", squeeze=False)
+    for ax, (ds, column) in zip(axes[0], columns.items()):
+        seed_curves(ax, means[means["dataset"] == ds], "w")
+        ax.set(title=ds, xlabel="w")
+        if paper is not None:
+            rows = paper[paper["column"] == column]
+            right = ax.twinx()
+            right.plot(rows["row"].str.slice(2).astype(float), rows["value"].astype(float), "s--", color="C1",
+                       label="paper, Table 5")
+            right.tick_params(axis="y", colors="C1", labelsize=8)
+    axes[0, 0].set_ylabel("F1 (mean over test images)")
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles[:1] + handles[-1:], loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    return fig
+
+
+def schedule_figure(curves: pd.DataFrame, arm: str = "arm", value: str = "test_f1",
+                    marks: dict[str, float] | None = None):
+    """``value`` against ``epoch`` (the paper's unit) per level of ``arm`` (a panel each): a thin line per
+    seed, the mean in bold; ``marks`` (arm -> epoch) draws a dotted line where that arm's rate starts halving."""
+    import matplotlib.pyplot as plt
+
+    arms = list(dict.fromkeys(curves[arm]))
+    fig, axes = plt.subplots(1, len(arms), figsize=(WIDTH, 2.9), sharey=True, layout="constrained", squeeze=False)
+    for ax, level in zip(axes[0], arms):
+        seed_curves(ax, curves[curves[arm] == level], "epoch", value)
+        if marks and marks.get(level) is not None:
+            ax.axvline(marks[level], color="C2", ls=":", label="halving starts")
+        ax.set_title(str(level), fontsize=9)
+        ax.set_xlabel("epoch (paper's unit)")
+    axes[0, 0].set_ylabel("F1 (mean over test images)")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    return fig
+
+
+__all__ = ["diameter_figure", "paired_phases_figure", "schedule_figure", "seed_curves", "weight_figure"]

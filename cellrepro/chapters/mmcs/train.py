@@ -30,7 +30,7 @@ import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,14 +38,16 @@ import torch
 
 from ...data.crops import CropSampler
 from ...data.types import CellImage
+from ...instances.cdnet import three_class_decode
 from ...instances.diameter import image_diameter, mean_roi_diameter, rescale_image, rescale_labels
 from ...losses.flows import cellpose_loss
+from ...losses.segmentation import dice_ce
 from ...metrics.scores import instance_scores
 from ...nets.cellpose import CellposeNet, outputs_to_masks, padded_output
 from ...semi.cps import SemiBatches
 from ...semi.temporal import ALPHA, TemporalEnsemble, ensemble_loss, weighted_loss
 from ...train import fit, release, seed_everything
-from . import schedule
+from . import architectures, schedule
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class Settings:
         alpha: temporal-ensemble momentum.
         refresh_every: updates between ensemble refreshes (phase 2; the paper: every 100 epochs).
         flips: random flips of the crops, targets flipped consistently.
+        arch, head: the network and what it predicts (:mod:`.architectures`; Table 8): CPnet on flows
+            is MMCS's; ``"semantic"`` trains 3 classes with Dice + cross-entropy (phase 1 only).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (:func:`cellrepro.train.fit`).
         progress: tqdm bars.
     """
@@ -89,6 +93,8 @@ class Settings:
     alpha: float = ALPHA
     refresh_every: int = 50
     flips: bool = True
+    arch: str = "cpnet"
+    head: str = "flows"
     device: str = "auto"
     progress: bool = False
 
@@ -96,13 +102,17 @@ class Settings:
         for name in ("steps", "batch", "crop", "refresh_every", "halve_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        multiple = 2 ** (len(self.features) - 1)
+        multiple = 32 if self.arch == "swinunetr" else 2 ** (len(self.features) - 1)
         if self.crop % multiple:
-            raise ValueError(f"crop must be a multiple of {multiple} for features {self.features}, got {self.crop}")
+            raise ValueError(f"crop must be a multiple of {multiple} for {self.arch} with features {self.features}, "
+                             f"got {self.crop}")
         if not 0.0 <= self.w <= 1.0:
             raise ValueError(f"w must be in [0, 1], got {self.w}")
         if self.diameter is not None and not self.diameter > 0:
             raise ValueError(f"diameter must be > 0 or None (self-adaptive), got {self.diameter}")
+        if self.arch not in architectures.ARCHS or self.head not in architectures.HEADS:
+            raise ValueError(f"arch must be one of {architectures.ARCHS} and head one of {architectures.HEADS}, "
+                             f"got {self.arch!r}, {self.head!r}")
 
 
 def mmcs_input(image: CellImage, nucleus: bool = True) -> torch.Tensor:
@@ -156,7 +166,8 @@ def predict(net: torch.nn.Module, image: CellImage, diameter: float | None = Non
     """(H, W) int32 instances of ``image``: resized by ``rho / diameter`` (``diameter`` None: ``rho``,
     no resize), the flows followed there, the masks resized back (nearest neighbour).
 
-    ``nucleus`` None uses the net's training setting (``net.nucleus``).
+    ``nucleus`` None uses the net's training setting (``net.nucleus``). A net with ``head ==
+    "semantic"`` (Table 8's baselines) is decoded by :func:`three_class_decode` instead of its flows.
     """
     rho = float(getattr(net, "diam_mean", CELLPOSE_DIAMETER))
     factor = 1.0 if diameter is None else rho / float(diameter)
@@ -164,7 +175,11 @@ def predict(net: torch.nn.Module, image: CellImage, diameter: float | None = Non
         raise ValueError(f"diameter must be > 0, got {diameter}")
     nucleus = bool(getattr(net, "nucleus", True)) if nucleus is None else nucleus
     small = rescaled(dataclasses.replace(image, labels=None), factor) if factor != 1.0 else image
-    masks = outputs_to_masks(_net_output(net, small, nucleus, device), **flow_kwargs)
+    out = _net_output(net, small, nucleus, device)
+    if getattr(net, "head", "flows") == "semantic":
+        masks = three_class_decode(torch.softmax(out, 0))
+    else:
+        masks = outputs_to_masks(out, **flow_kwargs)
     return rescale_labels(masks, shape=np.asarray(image.image).shape[:2]) if factor != 1.0 else masks
 
 
@@ -186,57 +201,81 @@ def _optimiser(net: torch.nn.Module, settings: Settings):
     return opt, schedule.scheduler(opt, settings.warmup, settings.decay_start, settings.halve_every, settings.lr_min)
 
 
-def _eval_fn(images: Sequence[CellImage] | None) -> Callable | None:
+EvalImages = Sequence[CellImage] | Mapping[str, Sequence[CellImage]] | None
+
+
+def _eval_fn(images: EvalImages, diameter: float | None = None) -> Callable | None:
+    """Mean F1 of each named image set (a plain sequence is ``"val"``) as ``<name>_f1``, at ``diameter``."""
     if not images:
         return None
-    return lambda ctx: {"val_f1": float(scores(ctx.models["net"], images, device=ctx.device)["f1"].mean())}
+    sets = dict(images) if isinstance(images, Mapping) else {"val": images}
+    return lambda ctx: {f"{name}_f1": float(scores(ctx.models["net"], ims, diameter, device=ctx.device)["f1"].mean())
+                        for name, ims in sets.items()}
 
 
 def train_phase1(labelled: Sequence[CellImage], settings: Settings, seed: int, init: CellposeNet | None = None,
-                 eval_images: Sequence[CellImage] | None = None, eval_every: int = 0) -> CellposeNet:
+                 eval_images: EvalImages = None, eval_every: int = 0, eval_diameter: float | None = None
+                 ) -> CellposeNet:
     """Phase 1 (Table 1 "phase1"): a CPnet trained on ``labelled`` alone with the Cellpose loss.
 
     ``init`` (copied) continues a net, e.g. one pre-trained on another family (Table 3's cyto/cyto2
     analogue); its ``diam_mean`` is replaced by this training set's ``rho``. ``eval_images``: mean F1
-    on them every ``eval_every`` updates, in ``train_history["val_f1"]``. Returns the net on the CPU
-    with ``diam_mean``, ``nucleus`` and ``train_history``.
+    on them every ``eval_every`` updates and after the last, scored at ``eval_diameter`` (None: rho),
+    in ``train_history["val_f1"]``; a mapping ``{name: images}`` gives one ``<name>_f1`` column per
+    set. Returns the net on the CPU with ``diam_mean``, ``nucleus`` and ``train_history``.
     """
-    return _train(labelled, (), settings, seed, init, eval_images, eval_every)
+    return _train(labelled, (), settings, seed, init, _eval_fn(eval_images, eval_diameter), eval_every)
+
+
+def unlabelled_diameters(net: torch.nn.Module, images: Sequence[CellImage], nucleus: bool = True) -> list[float]:
+    """Each unlabelled image's median diameter of ``net``'s masks at the image's own scale (NaN where it
+    finds none): what phase 2 resizes the image by. Several phase-2 runs from one net can share it."""
+    return [image_diameter(predict(net, im, nucleus=nucleus)) for im in images]
 
 
 def train_phase2(net: CellposeNet, labelled: Sequence[CellImage], unlabelled: Sequence[CellImage], settings: Settings,
-                 seed: int, eval_images: Sequence[CellImage] | None = None, eval_every: int = 0) -> CellposeNet:
+                 seed: int, eval_images: EvalImages = None, eval_every: int = 0, eval_diameter: float | None = None,
+                 diameters: Sequence[float] | None = None) -> CellposeNet:
     """Phase 2 (Table 1 "phase2"): from ``net`` (copied, its ``diam_mean`` kept), Eq. 1 with temporal-
     ensembled pseudo labels on ``unlabelled`` (see the module docstring). ``w = 0``: labelled only.
-    The returned net has ``ensemble_updates`` (refreshes done) besides phase 1's attributes.
+    The returned net has ``ensemble_updates`` (refreshes done) besides phase 1's attributes;
+    ``eval_images``, ``eval_every`` and ``eval_diameter`` as :func:`train_phase1`. ``diameters``: the
+    unlabelled images' :func:`unlabelled_diameters` from ``net`` if already measured.
     """
     if settings.w > 0 and not unlabelled:
         raise ValueError("unlabelled is empty: phase 2 with w > 0 needs unlabelled images")
-    return _train(labelled, unlabelled if settings.w > 0 else (), settings, seed, net, eval_images, eval_every,
-                  keep_rho=True)
+    if diameters is not None and len(diameters) != len(unlabelled):
+        raise ValueError(f"diameters has {len(diameters)} values for {len(unlabelled)} unlabelled images")
+    return _train(labelled, unlabelled if settings.w > 0 else (), settings, seed, net,
+                  _eval_fn(eval_images, eval_diameter), eval_every, keep_rho=True, unl_diameters=diameters)
 
 
-def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_images, eval_every: int,
-           keep_rho: bool = False) -> CellposeNet:
+def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_fn, eval_every: int,
+           keep_rho: bool = False, unl_diameters: Sequence[float] | None = None) -> CellposeNet:
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a Settings, got {type(settings).__name__}")
     if not labelled:
         raise ValueError("labelled is empty: need at least one labelled image")
+    if unlabelled and settings.head != "flows":
+        raise ValueError("phase 2 (temporal ensembling) needs the flows head; the semantic head trains phase 1 only")
     if init is None:
         seed_everything(seed)
-        net = CellposeNet(in_channels=2, features=settings.features)
+        net = architectures.build(settings.arch, settings.head, 2, settings.features)
     else:
         net = copy.deepcopy(init)
     rho = float(net.diam_mean) if keep_rho else training_diameter(labelled, settings)
     net.diam_mean, net.nucleus = rho, settings.nucleus
     to_tensor = lambda im: mmcs_input(im, settings.nucleus)  # noqa: E731
     lab_images = [_at_rho(im, image_diameter(im.labels), rho, settings.crop) for im in labelled]
-    lab = CropSampler("cellpose", lab_images, settings.crop, settings.flips, to_tensor)
+    semantic = settings.head == "semantic"
+    lab = CropSampler("vgg_unet" if semantic else "cellpose", lab_images, settings.crop, settings.flips, to_tensor)
+    supervised = dice_ce() if semantic else cellpose_loss
     unl, ensemble = None, None
     if unlabelled:
         # the phase-1 net's masks give each unlabelled image its diameter
-        unl_images = [_at_rho(im, image_diameter(predict(net, im, nucleus=settings.nucleus)), rho, settings.crop)
-                      for im in unlabelled]
+        if unl_diameters is None:
+            unl_diameters = unlabelled_diameters(net, unlabelled, settings.nucleus)
+        unl_images = [_at_rho(im, d, rho, settings.crop) for im, d in zip(unlabelled, unl_diameters)]
         ensemble = TemporalEnsemble([_net_output(net, im, settings.nucleus) for im in unl_images], settings.alpha)
         unl = CropSampler("cellpose", unl_images, settings.crop, settings.flips, to_tensor,
                           targets=[(z,) for z in ensemble.targets])
@@ -245,7 +284,7 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_image
     def step(ctx, batch):
         x, t = lab.to(ctx.device).sample(batch[0][0] if unl is not None else batch[0])
         model = ctx.models["net"]
-        loss_l = cellpose_loss(model(x), t)
+        loss_l = supervised(model(x), t)
         if unl is None:
             ctx.optimize({"labelled": loss_l})
             return {"labelled": loss_l.detach(), "loss": loss_l.detach()}
@@ -262,7 +301,7 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_image
     if unl is not None:
         loader = SemiBatches(loader, unl.loader(settings.batch))
     history = fit({"net": net}, {"net": opt}, step, loader, max_steps=settings.steps, schedulers={"net": sched},
-                  eval_fn=_eval_fn(eval_images), eval_every=eval_every, seed=seed, device=settings.device,
+                  eval_fn=eval_fn, eval_every=eval_every, seed=seed, device=settings.device,
                   progress=settings.progress, desc="mmcs phase 2" if unl is not None else "mmcs phase 1")
     release(net)
     net.train_history = history
@@ -271,4 +310,4 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_image
 
 
 __all__ = ["CELLPOSE_DIAMETER", "Settings", "mmcs_input", "predict", "rescaled", "scores", "train_phase1",
-           "train_phase2", "training_diameter"]
+           "train_phase2", "training_diameter", "unlabelled_diameters"]
