@@ -18,7 +18,8 @@
   (:func:`train_phase2`): from the phase-1 net, temporal-ensembled pseudo labels on the unlabelled
   images (:mod:`cellrepro.semi.temporal`), refreshed every ``refresh_every`` updates, and the loss of
   Eq. 1, ``(1 - w) L_lab + w L_unlab``; ``w = 0`` skips the unlabelled images and is the control
-  that isolates them from the longer training and the schedule. One loop serves both phases.
+  that isolates them from the longer training and the schedule. One loop serves both phases, and the
+  Table 8 baselines (:mod:`.architectures`: ``Settings.arch`` and ``Settings.head``) in phase 1.
 * Optimiser and schedule (Sec. 4.1, Table 10): SGD 0.1, momentum 0.9, weight decay 1e-5, linear
   warm-up, optional halving (:mod:`.schedule`), in optimiser updates. ``batch`` labelled crops per
   update, and in phase 2 as many unlabelled ones (the paper: batch 16, then 32).
@@ -216,7 +217,8 @@ def _eval_fn(images: EvalImages, diameter: float | None = None) -> Callable | No
 def train_phase1(labelled: Sequence[CellImage], settings: Settings, seed: int, init: CellposeNet | None = None,
                  eval_images: EvalImages = None, eval_every: int = 0, eval_diameter: float | None = None
                  ) -> CellposeNet:
-    """Phase 1 (Table 1 "phase1"): a CPnet trained on ``labelled`` alone with the Cellpose loss.
+    """Phase 1 (Table 1 "phase1"): a CPnet trained on ``labelled`` alone with the Cellpose loss (or
+    Table 8's network and head, ``settings.arch`` and ``settings.head``).
 
     ``init`` (copied) continues a net, e.g. one pre-trained on another family (Table 3's cyto/cyto2
     analogue); its ``diam_mean`` is replaced by this training set's ``rho``. ``eval_images``: mean F1
