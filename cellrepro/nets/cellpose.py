@@ -38,6 +38,8 @@ from torch import nn
 from cellrepro.instances.flows import flows_to_masks
 from cellrepro.losses.flows import FLOW_SCALE
 
+from ._levels import Levels
+
 #: Cellpose's BatchNorm settings.
 NORM = ("BATCH", {"eps": 1e-5, "momentum": 0.05})
 
@@ -96,7 +98,7 @@ class _ResUp(nn.Module):
         return x + self.styled[2](style, self.styled[1](style, x))
 
 
-class CellposeNet(nn.Module):
+class CellposeNet(Levels, nn.Module):
     """Cellpose's residual U-Net with a style vector; output (B, 3, H, W): dy, dx, logit.
 
     Args:
@@ -139,19 +141,9 @@ class CellposeNet(nn.Module):
                                  for i in range(len(features))])
         self.output = _conv(features[0], out_channels, 1)
 
-    @property
-    def size_multiple(self) -> int:
-        """``H`` and ``W`` must be multiples of this (one halving per level below the first)."""
-        return 2 ** (len(self.features) - 1)
-
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, full resolution first (``len(features)`` tensors)."""
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"x must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        m = self.size_multiple
-        if x.shape[-2] % m or x.shape[-1] % m:
-            raise ValueError(f"x's height and width must be multiples of {m} for {len(self.features)} levels, "
-                             f"got {tuple(x.shape[-2:])}; pad the image (predict_instances does)")
+        self.check_input(x, "pad the image (predict_instances does)")
         skips = []
         for i, block in enumerate(self.down):
             x = block(F.max_pool2d(x, 2) if i else x)
