@@ -76,13 +76,15 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
 
     Args:
         ours: this run's values keyed by ``(row, column)`` as the paper's table names them,
-            or a DataFrame with ``row``, ``column`` and ``value`` columns.
+            or a DataFrame with ``row``, ``column`` and ``value`` columns. A value may be a
+            sequence of per-seed values: "this run" is then their mean, and a "95% interval"
+            column (t-interval over seeds, :func:`paired_effect`) follows it.
         paper: paper slug.
         table: table label as in the CSV (``"1"``, ``"5.2a"``).
 
     Returns:
-        A DataFrame indexed by (row, column) with columns ``paper``, ``this run``,
-        ``difference`` and ``note``; cells this run did not produce are NaN ("not run").
+        A DataFrame indexed by (row, column) with columns ``paper``, ``this run``, (``95%
+        interval``), ``difference`` and ``note``; cells this run did not produce are NaN ("not run").
 
     Raises:
         CellreproError: a key of ``ours`` is not a cell of the paper's table (a typo would
@@ -99,9 +101,21 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
         raise CellreproError(
             f"{paper} table {table} has no cell {unknown[0]!r}. Rows: {rows}. Columns: {cols}."
         )
+    import numpy as np
+
+    from .tables import fmt_interval
+
     out = ref.set_index(["row", "column"])[["value", "note"]].rename(columns={"value": "paper"})
-    out.insert(1, "this run", [float(ours[k]) if k in ours else float("nan") for k in out.index])
-    out.insert(2, "difference", out["this run"] - out["paper"])
+    seeds = {k: np.asarray(v, float) for k, v in ours.items() if np.ndim(v) > 0}
+    mean = {k: float(seeds[k].mean()) if k in seeds else float(v) for k, v in ours.items()}
+    out.insert(1, "this run", [mean.get(k, float("nan")) for k in out.index])
+    at = 2
+    if seeds:
+        effects = {k: paired_effect(v) for k, v in seeds.items()}
+        out.insert(2, "95% interval", [fmt_interval(effects[k]["low"], effects[k]["high"], effects[k]["n"], 4)
+                                       if k in effects else "" for k in out.index])
+        at = 3
+    out.insert(at, "difference", out["this run"] - out["paper"])
     out.attrs.update(paper=paper, table=table)
     return out
 

@@ -20,7 +20,7 @@ from cellrepro.chapters.brightfield.overlap import VERSIONS, field_overlap_map, 
 from cellrepro.data.synthetic import brightfield
 from cellrepro.data.types import Field
 from cellrepro.losses.focal import (OverlapFocalLoss, focal_terms, label_reweighted_focal_loss,
-                                    loss_reweighted_focal_loss)
+                                    loss_reweighted_focal_loss, negative_reweighted_focal_loss)
 
 H, W = 41, 61
 YY, XX = np.mgrid[:H, :W]
@@ -208,6 +208,19 @@ def test_eq_5_1_loss_reweighting_by_hand():
     ]
     assert float(loss_reweighted_focal_loss(LOGITS, Y, P)) == pytest.approx(sum(terms) / 4, rel=1e-12)
     assert float(loss_reweighted_focal_loss(LOGITS, Y, P, reduction="sum")) == pytest.approx(sum(terms), rel=1e-12)
+
+
+def test_prose_reading_weights_the_negative_term_by_hand():
+    # -a (1-p)^g y ln p - (1-a) p^g (1-y)(1-P) ln(1-p): positives keep their hard label
+    terms = [
+        -A * 0.5 ** 2 * ln(0.5),
+        -A * 0.25 ** 2 * ln(0.75),
+        -(1 - A) * 0.25 ** 2 * 0.9 * ln(0.75),
+        -(1 - A) * 0.9 ** 2 * 0.9 * ln(0.1),
+    ]
+    each = negative_reweighted_focal_loss(LOGITS, Y, P, reduction="none")
+    assert each.flatten().tolist() == pytest.approx(terms, rel=1e-12)
+    assert float(OverlapFocalLoss("negative")(LOGITS, Y, P)) == pytest.approx(sum(terms) / 4, rel=1e-12)
 
 
 def test_both_forms_reduce_to_the_plain_focal_loss():

@@ -58,6 +58,16 @@ def test_compare_side_by_side():
     assert compare(frame, "spheroid", "1")["this run"].notna().sum() == 1
 
 
+def test_compare_with_per_seed_values_adds_their_interval():
+    key = ("Mask R-CNN, R50-FPN", "mask AP50")
+    out = compare({key: [0.8, 0.9, 1.0], ("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"): 0.5}, "spheroid", "1")
+    assert list(out.columns[:4]) == ["paper", "this run", "95% interval", "difference"]
+    assert math.isclose(out.loc[key, "this run"], 0.9)
+    half = 4.302653 * 0.1 / math.sqrt(3)  # t(0.975, 2) * SD / sqrt(n)
+    assert out.loc[key, "95% interval"] == f"[{0.9 - half:+.4f}, {0.9 + half:+.4f}]"
+    assert out.loc[("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"), "95% interval"] == ""
+
+
 def test_compare_refuses_cells_the_paper_does_not_have():
     with pytest.raises(CellreproError, match="has no cell"):
         compare({("Mask R-CNN, R50", "mask AP50"): 0.9}, paper="spheroid", table="1")

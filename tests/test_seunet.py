@@ -120,3 +120,13 @@ def test_bad_channels_and_inputs():
         net(torch.rand(1, 2, 18, 16))
     with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
         net(torch.rand(1, 1, 16, 16))
+
+
+def test_without_se_is_the_same_unet_minus_the_se_layers():
+    with_se, plain = SEUNet(2, features=(4, 8, 16)), SEUNet(2, features=(4, 8, 16), se=False)
+    assert not any(isinstance(m, ChannelSELayer) for m in plain.modules())
+    se_params = sum(p.numel() for m in with_se.modules() if isinstance(m, ChannelSELayer) for p in m.parameters())
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(with_se) - count(plain) == se_params > 0
+    out = plain(torch.rand(1, 2, 16, 16))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {h: (1, 1, 16, 16) for h in plain.heads}

@@ -54,7 +54,8 @@ class CropSampler:
 
     Args:
         kind: a member of :data:`KINDS` (decides the targets; None: images only).
-        images: :class:`CellImage` s (labelled unless ``kind`` is None).
+        images: :class:`CellImage` s (labelled unless ``kind`` is None), or any items ``to_tensor``
+            takes when ``kind`` is None (e.g. brightfield :class:`Field` s with their own ``targets``).
         crop: crop side; every image must be at least this large.
         flips: random flips with consistent targets (see the module docstring).
         to_tensor: image -> (C, H, W) float tensor (default :func:`rgb_input`, ``image / 255``).
@@ -71,10 +72,11 @@ class CropSampler:
                  targets: Sequence[tuple[torch.Tensor, ...]] | None = None):
         if not images:
             raise ValueError("images is empty: need at least one image to train on")
-        small = [im.name for im in images if min(im.image.shape[:2]) < crop]
+        tensors = [(to_tensor or rgb_input)(im) for im in images]
+        small = [getattr(im, "name", i) for i, (im, x) in enumerate(zip(images, tensors)) if min(x.shape[-2:]) < crop]
         if small:
             raise ValueError(f"crop {crop} is larger than image(s) {small[:3]} "
-                             f"(smallest side {min(min(im.image.shape[:2]) for im in images)}); lower crop")
+                             f"(smallest side {min(min(x.shape[-2:]) for x in tensors)}); lower crop")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
         if targets is not None and len(targets) != len(images):
@@ -84,7 +86,7 @@ class CropSampler:
             if unlabelled:
                 raise ValueError(f"images must be labelled; {unlabelled[:3]} have no labels")
         self.kind, self.crop, self.flips = kind, crop, flips
-        self.images = [(to_tensor or rgb_input)(im) for im in images]
+        self.images = tensors
         if targets is not None:
             self.targets = [tuple(t) for t in targets]
         else:

@@ -49,7 +49,7 @@ GAMMA = 2.0
 ALPHA = 0.25
 """Lin et al.'s defaults (the thesis gives no values)."""
 
-REWEIGHTS = ("label", "loss")
+REWEIGHTS = ("label", "loss", "negative")
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -82,6 +82,34 @@ def label_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, prob
     return _reduce(focal_terms(logits, target * (1 - prob), gamma, alpha), reduction)
 
 
+def negative_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, prob: torch.Tensor,
+                                   gamma: float = GAMMA, alpha: float = ALPHA, reduction: str = "mean") -> torch.Tensor:
+    """The reading of Sec. 4.3's prose rather than of Eq. 4.5's symbols: the negative term weighted by
+    ``1 - P``, ``-a (1 - p)^g y log p - (1 - a) p^g (1 - y) (1 - P) log(1 - p)``.
+
+    The prose: "we recompute the loss by multiplying it by 1 - P. As a result, we degrade values where
+    the confidence of the overlap region is high and continuously punish the model more for predicting
+    high values in regions of low confidence". Predicting a high value is punished by the negative term
+    only, so that term carries ``1 - P``; the positive term keeps the hard label (with the equation's
+    ``y (1 - P)`` a map that is 1 on the overlap removes every positive label). Our reading, not the
+    thesis's equation; arguments as :func:`label_reweighted_focal_loss`.
+
+    >>> x, y = torch.tensor([0.3, -1.0]), torch.tensor([1.0, 0.0])
+    >>> bool(torch.isclose(negative_reweighted_focal_loss(x, y, torch.zeros(2)),
+    ...                    label_reweighted_focal_loss(x, y, torch.zeros(2))))   # P = 0: Lin et al.'s loss
+    True
+    >>> float(negative_reweighted_focal_loss(x, y, torch.ones(2), reduction="none")[1])   # a negative at P = 1
+    0.0
+    """
+    prob = _check(logits, target, prob, gamma, alpha, reduction, low=0.0, high=1.0)
+    x = logits if logits.dtype == torch.float64 else logits.float()
+    t = target.to(x.dtype)
+    log_p, log_q = F.logsigmoid(x), F.logsigmoid(-x)
+    positive = -alpha * torch.exp(gamma * log_q) * t * log_p
+    negative = -(1 - alpha) * torch.exp(gamma * log_p) * (1 - t) * (1 - prob.to(x.dtype)) * log_q
+    return _reduce(positive + negative, reduction)
+
+
 def loss_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, prob: torch.Tensor, gamma: float = GAMMA,
                                alpha: float = ALPHA, reduction: str = "mean") -> torch.Tensor:
     """Eq. 5.1 of the brightfield thesis: the per-pixel focal loss weighted by ``P``, ``mean(P * L(y, p))``.
@@ -101,7 +129,8 @@ def loss_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, prob:
 
 
 class OverlapFocalLoss(nn.Module):
-    """The thesis's overlap loss as a module: ``reweight="label"`` is Eq. 4.5, ``"loss"`` is Eq. 5.1.
+    """The thesis's overlap loss as a module: ``reweight="label"`` is Eq. 4.5, ``"loss"`` is Eq. 5.1,
+    ``"negative"`` the prose's reading of Eq. 4.5 (:func:`negative_reweighted_focal_loss`).
 
     ``forward(logits, target, prob)``; see :func:`label_reweighted_focal_loss`.
 
@@ -114,11 +143,13 @@ class OverlapFocalLoss(nn.Module):
     def __init__(self, reweight: str = "label", gamma: float = GAMMA, alpha: float = ALPHA, reduction: str = "mean"):
         super().__init__()
         if reweight not in REWEIGHTS:
-            raise ValueError(f"reweight: expected one of {', '.join(REWEIGHTS)} (Eq. 4.5, Eq. 5.1), got {reweight!r}")
+            raise ValueError(f"reweight: expected one of {', '.join(REWEIGHTS)} (Eq. 4.5, Eq. 5.1, Eq. 4.5 as the "
+                             f"prose reads), got {reweight!r}")
         self.reweight, self.gamma, self.alpha, self.reduction = reweight, gamma, alpha, reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-        fn = label_reweighted_focal_loss if self.reweight == "label" else loss_reweighted_focal_loss
+        fn = {"label": label_reweighted_focal_loss, "loss": loss_reweighted_focal_loss,
+              "negative": negative_reweighted_focal_loss}[self.reweight]
         return fn(logits, target, prob, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction)
 
     def extra_repr(self) -> str:

@@ -130,6 +130,8 @@ class SEUNet(Levels, nn.Module):
         out_channels_per_head: logits per head (1: a binary map per class, trained by BCE, Eq. 4.1).
         decoder_se: SE layers in the decoders too, as Sec. 4.2.1 says (default); False puts
             them in the encoder only.
+        se: False drops every SE layer: a plain U-Net of otherwise the same shape, the control
+            of the thesis's "SE beats U-Net" (claim C19).
         se_reduction: SE bottleneck ratio ``r`` (hidden units ``= channels // r``).
         act, norm: MONAI activation and norm names for the convolutions.
 
@@ -148,7 +150,7 @@ class SEUNet(Levels, nn.Module):
 
     def __init__(self, in_channels: int, heads: Sequence[str] = THESIS_HEADS,
                  features: Sequence[int] = (16, 32, 64, 128), out_channels_per_head: int = 1, *,
-                 decoder_se: bool = True, se_reduction: int = 8,
+                 decoder_se: bool = True, se: bool = True, se_reduction: int = 8,
                  act: str | tuple = "relu", norm: str | tuple = "batch"):
         super().__init__()
         from monai.networks.nets.basic_unet import TwoConv
@@ -167,10 +169,10 @@ class SEUNet(Levels, nn.Module):
         for i in range(len(self.features)):
             level = [nn.MaxPool2d(2)] if i else []
             level += [TwoConv(2, widths[i], widths[i + 1], act=act, norm=norm, bias=True),
-                      _se(widths[i + 1], se_reduction)]
+                      _se(widths[i + 1], se_reduction) if se else nn.Identity()]
             self.encoder.append(nn.Sequential(*level))
         self.decoders = nn.ModuleDict({
-            h: _Decoder(self.features, out_channels_per_head, act, norm, decoder_se, se_reduction)
+            h: _Decoder(self.features, out_channels_per_head, act, norm, se and decoder_se, se_reduction)
             for h in self.heads})
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:

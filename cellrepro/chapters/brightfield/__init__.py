@@ -1,6 +1,11 @@
 """The brightfield chapter (Prytula, whole-cell instance segmentation from brightfield, BSc thesis 2023).
 
-:mod:`.overlap` builds the thesis's overlap probability maps v0-v4 (Sec. 4.3, Sec. 5.4, Fig. 5.2,
-Table 5.3) from a field's amodal cell masks and nuclei; the losses they feed, the label-reweighted
-focal loss (Eq. 4.5) and the loss-reweighted variant (Eq. 5.1), live in :mod:`cellrepro.losses.focal`.
+* :mod:`.train`: the SE-U-Net loop shared by the semantic tables (crops of the two brightfield planes,
+  per-head losses, MONAI sliding-window inference, pooled-pixel scores);
+* :mod:`.heads`: Tables 5.1-5.2, 1 to 4 decoupled heads, the SE and Otsu controls, fragments near nuclei;
+* :mod:`.overlap` and :mod:`.overlap_loss`: the overlap probability maps v0-v4 (Sec. 4.3, 5.4) and
+  Table 5.3, with the reweighted focal losses of :mod:`cellrepro.losses.focal` (Eq. 4.5, Eq. 5.1);
+* :mod:`.synthesis`, :mod:`.pix2pix` and :mod:`.synthetic_data`: copy-paste in phase contrast, the
+  phase -> brightfield translator, and Tables 5.4-5.6 (Sec. 4.4, 5.5);
+* :mod:`.fidelity`: translators scored against real planes (Sec. 5.6, claim C10).
 """

@@ -1,0 +1,118 @@
+"""How close translated brightfield is to real brightfield (brightfield thesis, Sec. 5.6; claim C10).
+
+The thesis follows its pix2pix with FID on Inception-v3 features (2048-d) and shows no value. Inception
+weights cannot be downloaded here, so FID is computed on the features of a network trained in the same
+run on the seed's real annotated fields: the encoder of a 1-head SE-U-Net segmenting cytoplasm
+(:func:`feature_net`), its levels global-average-pooled and concatenated (:func:`features`), over
+random crops of each image. The Frechet distance itself is MONAI's (``FIDMetric``). Its absolute values
+are not comparable with Inception FIDs, only between translators scored with the same network.
+
+Paired pixel scores against the real planes of the same fields (:func:`pixel_scores`): L1 and SSIM
+(scikit-image, data range from the real plane) per plane, averaged. The real planes carry noise and
+uneven light that no translator can know, so neither score reaches its ideal even for the exact optics.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...data.types import Field
+from ...nets.seunet import SEUNet
+from . import train as bt
+
+
+def feature_net(fields: Sequence[Field], settings: bt.Settings, seed: int) -> SEUNet:
+    """A 1-head (cytoplasm) SE-U-Net trained on real annotated ``fields``; its encoder is the feature map."""
+    return bt.train_seunet(fields, ("cytoplasm",), settings, seed)
+
+
+@torch.no_grad()
+def features(net: SEUNet, fields: Sequence[Field], crop: int, per_field: int, seed: int) -> torch.Tensor:
+    """(len(fields) * per_field, sum(widths)) features: ``per_field`` random ``crop`` px crops of each field's
+    two planes (standardised as for segmentation), each level of the encoder averaged over space."""
+    rng = np.random.default_rng([seed, 11])
+    net = net.cpu().eval()
+    out = []
+    for f in fields:
+        x = bt.field_input(f)
+        h, w = x.shape[-2:]
+        if min(h, w) < crop:
+            raise ValueError(f"field {f.name!r} ({h} x {w}) is smaller than the feature crop {crop}")
+        tops, lefts = rng.integers(0, h - crop + 1, per_field), rng.integers(0, w - crop + 1, per_field)
+        batch = torch.stack([x[:, t:t + crop, s:s + crop] for t, s in zip(tops, lefts)])
+        out.append(torch.cat([level.mean((2, 3)) for level in net.encode(batch)], 1))
+    return torch.cat(out)
+
+
+def frechet(generated: torch.Tensor, real: torch.Tensor) -> float:
+    """MONAI's Frechet distance between two (n, d) feature sets (FID with our feature network).
+
+    >>> g = torch.randn(400, 3, generator=torch.Generator().manual_seed(0))
+    >>> frechet(g, g) < 1e-6, round(frechet(g + 2.0, g), 3)   # a shift of 2 in 3 dimensions: 3 * 2 ** 2
+    (True, 12.0)
+    """
+    from monai.metrics import FIDMetric
+
+    return float(FIDMetric()(generated.double(), real.double()))
+
+
+def pixel_scores(translated: Sequence[Field], real: Sequence[Field]) -> dict[str, float]:
+    """Mean over fields and planes of L1 and SSIM between translated and real planes of the same fields."""
+    from skimage.metrics import structural_similarity
+
+    if len(translated) != len(real):
+        raise ValueError(f"{len(translated)} translated fields for {len(real)} real ones")
+    l1, ssim = [], []
+    for t, r in zip(translated, real):
+        for key in ("bf_low", "bf_high"):
+            a, b = np.asarray(getattr(t, key), np.float32), np.asarray(getattr(r, key), np.float32)
+            if a.shape != b.shape:
+                raise ValueError(f"field {r.name!r}: translated {key} {a.shape} differs from the real {b.shape}")
+            l1.append(float(np.abs(a - b).mean()))
+            ssim.append(float(structural_similarity(a, b, data_range=float(b.max() - b.min()))))
+    return {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim))}
+
+
+TRANSLATORS = ("pix2pix", "autoencoder (MSE)", "mask -> brightfield", "exact optics", "mean planes")
+"""The arms of C10: the thesis's pix2pix, its two failed alternatives, and two controls (the family's own
+optics from the phase image, an upper bound; the training pairs' mean planes everywhere, untrained)."""
+
+
+def mean_planes(pairs: Sequence[Field], fields: Sequence[Field]) -> list[Field]:
+    """``fields`` with both planes replaced by the pixel-wise mean planes of ``pairs`` (same size)."""
+    from dataclasses import replace
+
+    low = np.mean([np.asarray(f.bf_low, np.float32) for f in pairs], 0)
+    high = np.mean([np.asarray(f.bf_high, np.float32) for f in pairs], 0)
+    return [replace(f, bf_low=low.copy(), bf_high=high.copy()) for f in fields]
+
+
+def seed_run(seed: int, pairs: Sequence[Field], annotated: Sequence[Field], tests: Sequence[Field],
+             gan, seg: bt.Settings, crop: int = 64, per_field: int = 8) -> tuple[list[dict], dict[str, list[Field]]]:
+    """Every translator of :data:`TRANSLATORS` for one seed, scored on the real ``tests``.
+
+    ``pairs``: unannotated (phase, brightfield) pairs (pix2pix, autoencoder); ``annotated``: the seed's
+    annotated fields (mask -> brightfield trains on them; the feature network too). Returns one row per
+    translator (``seed``, ``translator``, ``l1``, ``ssim``, ``fid``) and the translated test fields.
+    """
+    from dataclasses import replace as dc_replace
+
+    from . import pix2pix, synthesis
+
+    trained = {"pix2pix": pix2pix.train(pairs, gan, seed),
+               "autoencoder (MSE)": pix2pix.train(pairs, dc_replace(gan, adversarial=False), seed),
+               "mask -> brightfield": pix2pix.train(annotated, dc_replace(gan, source="mask"), seed)}
+    out = {name: tr(tests, seed=seed) for name, tr in trained.items()}
+    out["exact optics"] = synthesis.translate_exact(tests, seed)
+    out["mean planes"] = mean_planes(pairs, tests)
+    net = feature_net(annotated, seg, seed)
+    real = features(net, tests, crop, per_field, seed)
+    rows = [{"seed": seed, "translator": name, **pixel_scores(fields, tests),
+             "fid": frechet(features(net, fields, crop, per_field, seed), real)} for name, fields in out.items()]
+    return rows, out
+
+
+__all__ = ["TRANSLATORS", "feature_net", "features", "frechet", "mean_planes", "pixel_scores", "seed_run"]

@@ -1,0 +1,229 @@
+"""pix2pix from phase contrast to the two brightfield planes (brightfield thesis, Sec. 4.4.2, 5.6; C6-C10).
+
+The thesis translates its copy-pasted phase fields (:mod:`.synthesis`) to brightfield with pix2pix
+(Isola et al. 2017): a U-Net generator ``G(x)`` and a PatchGAN discriminator ``D(x, y)`` on the input
+and a real or generated output, trained with
+
+    L_G = BCE(D(x, G(x)), 1) + lambda * |y - G(x)|_1,   lambda = 100   (Eq. 4.8)
+    L_D = (BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)) / 2
+
+with AdamW at learning rate 2e-4 and betas (0.5, 0.999), and dropout 0.5 kept on at inference "to
+output non-deterministic results". Parts: MONAI ``UNet`` (the generator; its dropout sits in every
+convolution block, where Isola et al.'s is in the first decoder blocks only; instance norm, which is
+what Isola et al.'s batch norm at batch size 1 amounts to, and which keeps inference independent of
+running statistics), MONAI
+``PatchDiscriminator`` (70x70-style, ``num_layers_d`` strided layers). The thesis's rejected
+alternatives (C10) are here too: the same generator trained as an autoencoder with an MSE loss alone
+(``adversarial=False``; the thesis says "MSE + BCE" without saying on what, so the BCE term is left
+out), and mask -> brightfield (``source="mask"``: the generator sees the cell masks instead of the
+phase image).
+
+Images are standardised with statistics of the training pairs (:class:`Scaler`) and mapped back, so
+that translated planes are on the scale of real ones. Training uses :func:`cellrepro.train.fit` with two
+optimisers, one update of D then one of G per batch of random crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.crops import CropSampler
+from ...data.types import Field
+from ...hardware import release, torch_device
+from ...train import fit
+
+SOURCES = ("phase", "mask")
+L1_WEIGHT = 100.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """pix2pix training.
+
+    Attributes:
+        steps, batch, crop: updates (of D and of G each), crops per update, crop side (a multiple of
+            ``2 ** (len(features) - 1)``).
+        lr, betas: AdamW's (the thesis: 2e-4, (0.5, 0.999)).
+        features: generator widths per level.
+        disc_channels, disc_layers: PatchDiscriminator's first width and strided layers.
+        dropout: generator dropout, kept on at inference (the thesis: 0.5).
+        l1_weight: lambda of the L1 term (100).
+        adversarial: False trains the generator alone with MSE (the autoencoder baseline of C10).
+        source: "phase" (the thesis's pix2pix) or "mask" (its failed mask -> brightfield variant).
+    """
+
+    steps: int = 300
+    batch: int = 4
+    crop: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    features: tuple[int, ...] = (16, 32, 64, 128)
+    disc_channels: int = 16
+    disc_layers: int = 3
+    dropout: float = 0.5
+    l1_weight: float = L1_WEIGHT
+    adversarial: bool = True
+    source: str = "phase"
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Settings.source must be one of {SOURCES}, got {self.source!r}")
+        for name in ("steps", "batch", "crop"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"Settings.{name} must be a positive integer, got {getattr(self, name)!r}")
+
+
+def generator(settings: Settings) -> nn.Module:
+    """MONAI ``UNet``: 1 channel in (phase, or the cell masks), 2 out (lower and higher plane)."""
+    from monai.networks.nets import UNet
+
+    return UNet(2, 1, 2, channels=settings.features, strides=(2,) * (len(settings.features) - 1),
+                num_res_units=0, act=("LEAKYRELU", {"negative_slope": 0.2}), norm="INSTANCE", dropout=settings.dropout)
+
+
+def discriminator(settings: Settings) -> nn.Module:
+    """MONAI ``PatchDiscriminator`` on the input and the two planes (3 channels), one logit per patch."""
+    from monai.networks.nets import PatchDiscriminator
+
+    return PatchDiscriminator(2, settings.disc_channels, 3, num_layers_d=settings.disc_layers)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-channel mean and SD of the training pairs: ``source`` (1 channel) and ``target`` (2)."""
+
+    source: tuple[float, float]
+    target: tuple[tuple[float, float], tuple[float, float]]
+
+    @classmethod
+    def fit(cls, fields: Sequence[Field], source: str = "phase") -> "Scaler":
+        src = np.concatenate([_source(f, source).ravel() for f in fields])
+        tgt = [np.concatenate([np.asarray(getattr(f, k)).ravel() for f in fields]) for k in ("bf_low", "bf_high")]
+        return cls((float(src.mean()), max(float(src.std()), 1e-6)),
+                   tuple((float(t.mean()), max(float(t.std()), 1e-6)) for t in tgt))
+
+    def source_tensor(self, f: Field, source: str = "phase") -> torch.Tensor:
+        return torch.from_numpy(((_source(f, source) - self.source[0]) / self.source[1]).astype(np.float32))[None]
+
+    def target_tensor(self, f: Field) -> torch.Tensor:
+        planes = [(np.asarray(getattr(f, k), np.float32) - m) / s for k, (m, s) in zip(("bf_low", "bf_high"), self.target)]
+        return torch.from_numpy(np.stack(planes).astype(np.float32))
+
+    def to_planes(self, out: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        y = out.detach().float().cpu().numpy()
+        return tuple((y[i] * s + m).astype(np.float32) for i, (m, s) in enumerate(self.target))
+
+
+def _source(f: Field, source: str) -> np.ndarray:
+    if source == "mask":
+        if f.amodal is None:
+            raise ValueError(f"field {f.name!r} has no masks: mask -> brightfield needs annotated fields")
+        return f.amodal.sum(0).astype(np.float32)  # cell count per pixel: overlaps visible
+    if f.phase is None:
+        raise ValueError(f"field {f.name!r} has no phase image")
+    return np.asarray(f.phase, np.float32)
+
+
+def d_losses(disc: nn.Module, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The discriminator's terms, each halved: real pairs ``(x, y)`` toward 1, ``(x, fake)`` toward 0
+    (``fake`` detached here, so no gradient reaches the generator)."""
+    real = disc(torch.cat([x, y], 1))[-1].float()
+    false = disc(torch.cat([x, fake.detach()], 1))[-1].float()
+    return {"d_real": 0.5 * F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
+            "d_fake": 0.5 * F.binary_cross_entropy_with_logits(false, torch.zeros_like(false))}
+
+
+def g_losses(disc: nn.Module | None, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
+             l1_weight: float = L1_WEIGHT) -> dict[str, torch.Tensor]:
+    """The generator's terms: ``g_gan`` (fool D) and ``g_l1`` (lambda-weighted L1), Eq. 4.8; or ``mse``
+    alone without a discriminator (the autoencoder baseline). Compute them after D's update: D's
+    weights change in place when it steps."""
+    if disc is None:
+        return {"mse": F.mse_loss(fake.float(), y)}
+    logits = disc(torch.cat([x, fake], 1))[-1].float()
+    return {"g_gan": F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)),
+            "g_l1": l1_weight * F.l1_loss(fake.float(), y)}
+
+
+@dataclass
+class Translator:
+    """A trained generator with its :class:`Scaler` and settings; :meth:`__call__` translates fields."""
+
+    gen: nn.Module
+    scaler: Scaler
+    settings: Settings
+    history: object = None
+
+    @torch.no_grad()
+    def __call__(self, fields: Sequence[Field], seed: int = 0) -> list[Field]:
+        """``fields`` with ``bf_low``/``bf_high`` generated from their phase (or masks); dropout on, as the
+        thesis runs it, with torch seeded by ``seed``."""
+        from dataclasses import replace
+
+        device = torch_device(self.settings.device)
+        gen = self.gen.to(device).eval()
+        for m in gen.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+        torch.manual_seed(seed)
+        out = []
+        try:
+            for f in fields:
+                x = self.scaler.source_tensor(f, self.settings.source)[None].to(device)
+                low, high = self.scaler.to_planes(_padded(gen, x)[0])
+                out.append(replace(f, bf_low=low, bf_high=high))
+        finally:
+            release(gen)
+        return out
+
+
+def _padded(gen: nn.Module, x: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    y = gen(F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x)
+    return y[..., :h, :w]
+
+
+def train(pairs: Sequence[Field], settings: Settings, seed: int) -> Translator:
+    """Train pix2pix (or the MSE autoencoder) on ``pairs`` (fields with phase, or masks, and both planes)."""
+    if not pairs:
+        raise ValueError("pairs is empty: pix2pix needs (phase, brightfield) pairs to train on")
+    scaler = Scaler.fit(pairs, settings.source)
+    targets = [(scaler.target_tensor(f),) for f in pairs]
+    sampler = CropSampler(None, pairs, settings.crop, flips=True,
+                          to_tensor=lambda f: scaler.source_tensor(f, settings.source), targets=targets)
+    torch.manual_seed(seed)
+    gen = generator(settings)
+    models = {"g": gen}
+    optims = {"g": torch.optim.AdamW(gen.parameters(), lr=settings.lr, betas=settings.betas)}
+    if settings.adversarial:
+        models["d"] = discriminator(settings)
+        optims["d"] = torch.optim.AdamW(models["d"].parameters(), lr=settings.lr, betas=settings.betas)
+
+    def step(ctx, batch):
+        x, y = sampler.to(ctx.device).sample(batch[0])
+        fake = ctx.models["g"](x)
+        d_terms = d_losses(ctx.models["d"], x, y, fake) if "d" in ctx.models else {}
+        if d_terms:
+            ctx.optimize(d_terms, "d")
+        g_terms = g_losses(ctx.models.get("d"), x, y, fake, settings.l1_weight)
+        ctx.optimize(g_terms, "g")
+        return {**d_terms, **g_terms}
+
+    history = fit(models, optims, step, sampler.loader(settings.batch), max_steps=settings.steps, seed=seed,
+                  device=settings.device, progress=settings.progress,
+                  desc="pix2pix" if settings.adversarial else "autoencoder")
+    for m in models.values():
+        release(m)
+    return Translator(gen.eval(), scaler, settings, history)
+
+
+__all__ = ["L1_WEIGHT", "SOURCES", "Scaler", "Settings", "Translator", "d_losses", "discriminator", "g_losses", "generator", "train"]

@@ -1,0 +1,114 @@
+"""Copy-paste synthesis and pix2pix of the brightfield chapter (known answers)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cellrepro.chapters.brightfield import pix2pix as P
+from cellrepro.chapters.brightfield import synthesis as S
+from cellrepro.data.synthetic import brightfield as B
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return B.generate(n=4, n_pool=0, size=96, seed=3)[0]
+
+
+def test_generator_render_is_what_make_field_uses(sources):
+    f = sources[0]
+    assert f.phase.dtype == np.float32 and f.bf_low.shape == (96, 96)
+    low, high = B.render(np.zeros((32, 32), np.float32), np.random.default_rng(0))[1:]
+    assert abs(float(low.mean()) - 1.0) < 0.2 and abs(float(high.mean()) - 1.0) < 0.2  # empty field: light only
+
+
+def test_bank_keeps_only_cells_that_overlap_no_other(sources):
+    bank = S.cell_bank(sources)
+    assert bank
+    for cell in bank:
+        f = next(f for f in sources if f.name == cell.field)
+        count = f.amodal.sum(0)
+        # the crop's mask is one whole cell of the field whose pixels are covered once
+        assert cell.mask.sum() in {int(m.sum()) for m in f.amodal if (count[m] == 1).all()}
+        assert not (cell.nucleus & ~cell.mask).any()
+
+
+def test_overlap_ratio_bound_holds_for_every_pasted_cell(sources):
+    settings = S.PasteSettings(cells=(6, 10), max_overlap=0.2)
+    fields = S.paste_fields(sources, n=4, size=96, seed=0, settings=settings)
+    for f in fields:
+        taken = np.zeros(f.amodal.shape[1:], bool)
+        for m in f.amodal:  # in pasting order: each against the cells pasted before it
+            assert S.overlap_ratio(m, taken) <= 0.2 + 1e-9
+            taken |= m
+        assert f.bf_low is None and f.phase.shape == (96, 96)
+    zero = S.paste_fields(sources, n=2, size=96, seed=0, settings=dataclasses.replace(settings, max_overlap=0.0))
+    assert all(f.amodal.sum(0).max() <= 1 for f in zero)
+
+
+def test_phase_paste_adds_and_brightfield_paste_occludes(sources):
+    bank = S.cell_bank(sources)
+    one = S.PasteSettings(cells=(2, 2), max_overlap=1.0, rotate=False, scale=(1, 1), elastic_magnitude=(0, 0),
+                          edge_sigma=0)
+    rng = np.random.default_rng(1)
+    f = S.paste_field([bank[0]], 48, rng, one, mode="phase")
+    if len(f.amodal) == 2 and (f.amodal[0] & f.amodal[1]).any():  # the same cell twice: phase doubles where both lie
+        both = f.amodal[0] & f.amodal[1]
+        assert np.allclose(f.phase[both], 2 * np.median(f.phase[f.amodal[0] & ~f.amodal[1]]), atol=1.0)
+    g = S.paste_field(bank, 96, np.random.default_rng(2), one, mode="brightfield")
+    assert g.bf_low is not None and g.bf_low.shape == (96, 96)
+
+
+def test_exact_translator_fills_both_planes(sources):
+    fields = S.translate_exact(S.paste_fields(sources, n=2, size=96, seed=1), seed=0)
+    assert all(f.bf_low.shape == (96, 96) and f.bf_high.dtype == np.float32 for f in fields)
+
+
+def test_paste_refuses_unannotated_sources(sources):
+    with pytest.raises(ValueError, match="no annotation"):
+        S.cell_bank([dataclasses.replace(sources[0], amodal=None)])
+    with pytest.raises(ValueError, match="max_overlap"):
+        S.PasteSettings(max_overlap=1.5)
+
+
+class _ConstantDisc(nn.Module):
+    def forward(self, x):
+        return [torch.zeros(x.shape[0], 1, 2, 2) + 0 * x.sum()]
+
+
+def test_one_pix2pix_step_loss_terms_by_hand():
+    x, y = torch.zeros(2, 1, 8, 8), torch.full((2, 2, 8, 8), 0.5)
+    fake = torch.zeros(2, 2, 8, 8, requires_grad=True)
+    d = P.d_losses(_ConstantDisc(), x, y, fake)
+    g = P.g_losses(_ConstantDisc(), x, y, fake)
+    log2 = float(np.log(2))
+    assert d["d_real"].item() == pytest.approx(log2 / 2) and d["d_fake"].item() == pytest.approx(log2 / 2)
+    assert g["g_gan"].item() == pytest.approx(log2) and g["g_l1"].item() == pytest.approx(100 * 0.5)
+    assert P.g_losses(None, x, y, fake)["mse"].item() == pytest.approx(0.25)
+    g["g_l1"].backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+
+
+def test_pix2pix_trains_and_translates(sources):
+    settings = P.Settings(steps=2, batch=2, crop=32, features=(4, 8, 16, 32), disc_channels=4, device="cpu",
+                          progress=False)
+    tr = P.train(sources, settings, seed=0)
+    assert set(tr.history.columns) >= {"d_real", "d_fake", "g_gan", "g_l1"} and len(tr.history) == 2
+    out = tr(sources[:1], seed=0)
+    assert out[0].bf_low.shape == (96, 96) and np.isfinite(out[0].bf_high).all()
+    again = tr(sources[:1], seed=1)
+    assert not np.array_equal(out[0].bf_low, again[0].bf_low)  # dropout stays on at inference
+    ae = P.train(sources, dataclasses.replace(settings, adversarial=False), seed=0)
+    assert "mse" in ae.history.columns and "g_gan" not in ae.history.columns
+    with pytest.raises(ValueError, match="source"):
+        P.Settings(source="fluorescence")
+
+
+def test_both_paste_modes_place_the_same_cells(sources):
+    phase = S.paste_fields(sources, n=2, size=96, seed=4, mode="phase")
+    bright = S.paste_fields(sources, n=2, size=96, seed=4, mode="brightfield")
+    for a, b in zip(phase, bright):
+        assert np.array_equal(a.amodal, b.amodal) and np.array_equal(a.nuclei, b.nuclei)
+        assert np.array_equal(a.phase, b.phase)

@@ -1,0 +1,90 @@
+"""The brightfield chapter's training loop, inference and pooled-pixel scoring (known answers)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from cellrepro.chapters.brightfield import train as T
+from cellrepro.data.synthetic import brightfield as B
+
+TINY = T.Settings(steps=2, batch=2, crop=16, features=(4, 8), device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def fields():
+    return B.generate(n=3, n_pool=0, size=32, seed=0)[0]
+
+
+def test_input_is_two_standardised_planes(fields):
+    x = T.field_input(fields[0])
+    assert x.shape == (2, 32, 32) and x.dtype == torch.float32
+    assert torch.allclose(x.mean((1, 2)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(x.std((1, 2), unbiased=False), torch.ones(2), atol=1e-4)
+
+
+def test_targets_are_the_semantic_maps_then_extras(fields):
+    f = fields[0]
+    extra = {"p": np.full((32, 32), 0.25, np.float32)}
+    t = T.field_targets(f, extra)
+    maps = B.semantic_maps(f.amodal, f.nuclei)
+    assert t.shape == (len(T.TARGETS) + 1, 32, 32)
+    for i, name in enumerate(T.TARGETS):
+        assert torch.equal(t[i].bool(), torch.from_numpy(maps[name]))
+    assert T.target_index("p", ["p"]) == len(T.TARGETS) and float(t[-1].mean()) == 0.25
+
+
+def test_unannotated_field_is_refused(fields):
+    f = dataclasses.replace(fields[0], amodal=None)
+    with pytest.raises(ValueError, match="no annotation"):
+        T.field_targets(f)
+
+
+def test_heads_loss_is_the_weighted_sum_of_bce():
+    t = torch.zeros(2, len(T.TARGETS), 4, 4)
+    t[:, T.target_index("border")] = 1
+    logits = {"border": torch.full((2, 1, 4, 4), 2.0), "background": torch.full((2, 1, 4, 4), -1.0)}
+    terms = T.bce_heads_loss(["border", "background"], {"border": 3.0})(logits, t)
+    assert terms["border"].item() == pytest.approx(3 * np.log1p(np.exp(-2.0)), rel=1e-5)
+    assert terms["background"].item() == pytest.approx(np.log1p(np.exp(-1.0)), rel=1e-5)
+
+
+def test_settings_refuse_bad_values():
+    with pytest.raises(ValueError, match="crop"):
+        T.Settings(crop=0)
+    with pytest.raises(ValueError, match="unknown head"):
+        T.Settings(weights={"cell": 1.0})
+
+
+def test_train_predict_score_round_trip(fields):
+    net = T.train_seunet(fields, ["cytoplasm", "nuclei"], TINY, seed=0)
+    assert list(net.heads) == ["cytoplasm", "nuclei"] and len(net.train_history) == 2
+    assert not net.training and next(net.parameters()).device.type == "cpu"
+    probs = T.predict(net, fields[:2], TINY)
+    assert len(probs) == 2 and set(probs[0]) == {"cytoplasm", "nuclei"}
+    p = probs[0]["cytoplasm"]
+    assert p.shape == (32, 32) and 0 <= p.min() and p.max() <= 1
+    scores = T.pooled_scores(probs, fields[:2], "nuclei")
+    assert set(scores) >= {"accuracy", "precision", "recall", "f1", "iou"}
+
+
+def test_one_window_equals_the_plain_forward(fields):
+    net = T.train_seunet(fields, ["cytoplasm"], TINY, seed=1)
+    whole = dataclasses.replace(TINY, crop=32)
+    p = T.predict(net, fields[:1], whole)[0]["cytoplasm"]
+    with torch.no_grad():
+        direct = torch.sigmoid(net(T.field_input(fields[0])[None])["cytoplasm"])[0, 0].numpy()
+    np.testing.assert_allclose(p, direct, atol=1e-5)
+
+
+def test_pooled_scores_of_the_truth_are_perfect(fields):
+    truth = [{"overlap": B.semantic_maps(f.amodal, f.nuclei)["overlap"].astype(np.float32)} for f in fields]
+    assert T.pooled_scores(truth, fields, "overlap")["f1"] == 1.0
+    with pytest.raises(ValueError, match="no head 'nuclei'"):
+        T.pooled_scores(truth, fields, "nuclei")
+
+
+def test_crop_not_a_multiple_of_the_depth_is_refused(fields):
+    with pytest.raises(ValueError, match="multiple of 2"):
+        T.train_seunet(fields, ["cytoplasm"], dataclasses.replace(TINY, crop=15), seed=0)
