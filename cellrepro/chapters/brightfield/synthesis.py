@@ -104,12 +104,20 @@ def cell_bank(fields: Sequence[Field], margin: int = 4) -> list[SourceCell]:
     return bank
 
 
-def background_stats(fields: Sequence[Field]) -> dict[str, tuple[float, float]]:
-    """Median and SD of each plane outside every cell, pooled over ``fields``."""
+def background_stats(fields: Sequence[Field], sigma: float = 3.0) -> dict[str, tuple[float, float]]:
+    """Median level and pixel-noise SD of each plane outside every cell, pooled over ``fields``.
+
+    The noise SD is that of the plane minus its Gaussian-smoothed self (``sigma`` px), so slow changes
+    of the light do not count as noise (white noise of SD s leaves about 0.97 s at sigma 3)."""
     out = {}
     for key in ("phase", "bf_low", "bf_high"):
-        values = np.concatenate([np.asarray(getattr(f, key))[~f.amodal.any(0)] for f in fields])
-        out[key] = (float(np.median(values)), float(values.std()))
+        levels, noise = [], []
+        for f in fields:
+            plane = np.asarray(getattr(f, key), np.float32)
+            outside = ~f.amodal.any(0)
+            levels.append(plane[outside])
+            noise.append((plane - ndi.gaussian_filter(plane, sigma))[outside])
+        out[key] = (float(np.median(np.concatenate(levels))), float(np.concatenate(noise).std()))
     return out
 
 
