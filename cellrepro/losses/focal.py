@@ -53,17 +53,20 @@ REWEIGHTS = ("label", "loss", "negative")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def focal_terms(logits: torch.Tensor, target: torch.Tensor, gamma: float = GAMMA, alpha: float = ALPHA) -> torch.Tensor:
+def focal_terms(logits: torch.Tensor, target: torch.Tensor, gamma: float = GAMMA, alpha: float = ALPHA,
+                negative_weight: torch.Tensor | float = 1.0) -> torch.Tensor:
     """Element-wise ``L(t, p)`` of Eq. 4.5 for soft targets ``t`` in [0, 1], ``p = sigmoid(logits)``.
 
-    ``-a (1 - p)^g t log p - (1 - a) p^g (1 - t) log(1 - p)``, computed from ``logsigmoid`` so that
-    large logits stay finite. Same shape as ``logits``; float32 (or float64 for float64 logits).
+    ``-a (1 - p)^g t log p - w (1 - a) p^g (1 - t) log(1 - p)``, computed from ``logsigmoid`` so that
+    large logits stay finite; ``w`` (``negative_weight``, default 1) scales the negative term only.
+    Same shape as ``logits``; float32 (or float64 for float64 logits).
     """
     x = logits if logits.dtype == torch.float64 else logits.float()
     t = target.to(x.dtype)
+    w = negative_weight.to(x.dtype) if isinstance(negative_weight, torch.Tensor) else negative_weight
     log_p, log_q = F.logsigmoid(x), F.logsigmoid(-x)
     positive = -alpha * torch.exp(gamma * log_q) * t * log_p
-    negative = -(1 - alpha) * torch.exp(gamma * log_p) * (1 - t) * log_q
+    negative = -(1 - alpha) * torch.exp(gamma * log_p) * (1 - t) * w * log_q
     return positive + negative
 
 
@@ -102,12 +105,7 @@ def negative_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, p
     0.0
     """
     prob = _check(logits, target, prob, gamma, alpha, reduction, low=0.0, high=1.0)
-    x = logits if logits.dtype == torch.float64 else logits.float()
-    t = target.to(x.dtype)
-    log_p, log_q = F.logsigmoid(x), F.logsigmoid(-x)
-    positive = -alpha * torch.exp(gamma * log_q) * t * log_p
-    negative = -(1 - alpha) * torch.exp(gamma * log_p) * (1 - t) * (1 - prob.to(x.dtype)) * log_q
-    return _reduce(positive + negative, reduction)
+    return _reduce(focal_terms(logits, target, gamma, alpha, negative_weight=1 - prob), reduction)
 
 
 def loss_reweighted_focal_loss(logits: torch.Tensor, target: torch.Tensor, prob: torch.Tensor, gamma: float = GAMMA,

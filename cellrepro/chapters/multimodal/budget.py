@@ -49,6 +49,7 @@ def seed_rows(seed: int, settings: train.Settings, unet_steps: int, factors: Seq
     data = table4.seed_training(seed, n_labelled, n_labelled_brightfield, n_unlabelled, size)
     sets = table4.training_sets(data, size)
     groups = table4.brightfield_groups(tests, size)
+    group_of = {im.name: g for g, ims in groups.items() for im in ims}
     trainers = {"cellpose": train.train_cellpose, "vgg_unet": train.train_vgg_unet}
     rows = []
     for factor in factors:
@@ -57,7 +58,6 @@ def seed_rows(seed: int, settings: train.Settings, unet_steps: int, factors: Seq
             model = trainers[kind](sets[images], dataclasses.replace(settings, steps=steps), seed)
             scored = list(tests) if group is None else groups[group]
             frame = evaluate.scores(model, kind, scored, mode="cellseg", device=torch_device(settings.device))
-            group_of = {im.name: g for g, ims in groups.items() for im in ims}
             rows += [{"seed": seed, "factor": factor, "model": name, "steps": steps, "image": n,
                       "group": group_of[n], "f1": f} for n, f in zip(frame["image"], frame["f1"])]
     return pd.DataFrame(rows)
