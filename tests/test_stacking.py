@@ -26,13 +26,13 @@ def camera(size=96):
 
 @pytest.mark.slow
 def test_blur_map_matches_the_authors_reference():
-    """motion0138.jpg: mean of the un-normalised map 0.1809 and the saved map within 1/255."""
+    """motion0138.jpg: mean of the un-normalised map 0.1809 and the saved 8-bit map within rounding (0.5/255)."""
     image = iio.imread(FIXTURE / "motion0138.jpg")
     reference = iio.imread(FIXTURE / "motion0138_FinalMap.png").astype(np.float64) / 255
     result = blur_map(image, gradient="sobel", device="cpu")
     assert round(float(result.mean()), 4) == 0.1809
     normalised = (result - result.min()) / (result.max() - result.min())
-    assert np.abs(normalised - reference).max() <= 1 / 255
+    assert np.abs(normalised - reference).max() <= 0.5 / 255
 
 
 def naive_recursive_filter(img, sigma_s, sigma_r, iterations, joint):
@@ -88,6 +88,49 @@ def test_dct_layers_match_a_direct_evaluation():
             u, v = np.mgrid[0:m, 0:m]
             values += list(c[u + v >= m - 1])
         assert np.allclose(layers[:, y, x].numpy(), np.sort(values)[: 3 + 7 + 1])
+
+
+def direct_layers(grad, scales, stride=1):
+    """Eq. 4 patch by patch: every M x M patch, its 2-D DCT, the high-frequency half, sorted."""
+    from scipy.fft import dctn
+
+    pad = max(scales) // 2
+    padded = np.pad(grad, pad)
+    ys, xs = range(0, grad.shape[0], stride), range(0, grad.shape[1], stride)
+    out = np.empty((sum(scales) + 1, len(ys), len(xs)))
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            values = []
+            for m in scales:
+                r = m // 2
+                c = np.abs(dctn(padded[y + pad - r:y + pad + r + 1, x + pad - r:x + pad + r + 1], norm="ortho"))
+                u, v = np.mgrid[0:m, 0:m]
+                values.append(c[u + v >= m - 1])
+            out[:, i, j] = np.sort(np.concatenate(values))[: sum(scales) + 1]
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_dct_layers_at_the_papers_scales_match_patch_by_patch(stride):
+    """The fast path (high-frequency coefficients only, per-scale selection, small row blocks) on random
+    gradients of two images: same values as the definition, to rounding."""
+    rng = np.random.default_rng(2)
+    grad = rng.random((2, 1, 23, 29)) * 50
+    layers = sorted_layers(torch.as_tensor(grad), stride=stride, max_values=5000)  # many small blocks
+    for i in range(2):
+        expected = direct_layers(grad[i, 0], (7, 15, 31, 63), stride)
+        assert np.allclose(layers[i].numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_local_entropy_on_the_device_path_equals_scikit_image():
+    from cellrepro.stacking.blur import local_entropy, local_entropy_torch
+
+    rng = np.random.default_rng(3)
+    images = np.clip(rng.normal(0.5, 0.2, (2, 19, 26)), 0, 1)
+    images[1, :8] = 0.25  # flat part: a window with one level has entropy 0
+    ours = local_entropy_torch(torch.as_tensor(images), max_values=30_000).numpy()
+    for img, mine in zip(images, ours):
+        assert np.allclose(mine, local_entropy(img), atol=1e-12)
 
 
 def test_gradients_and_strides():
