@@ -187,24 +187,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stack_from(path: str) -> Any:
-    from pathlib import Path
-
-    import numpy as np
-
-    from .data.files import list_images, read_image
-    from .stacking import grey_stack
-
-    p = Path(path)
-    if p.is_dir():
-        slices = [read_image(f) for f in list_images(p, "one image per slice")]
-        shapes = {s.shape for s in slices}
-        if len(shapes) > 1:
-            raise CellreproError(f"{p}: slices of different shapes {sorted(shapes)}")
-        return grey_stack(np.stack(slices), name=str(p))
-    return grey_stack(read_image(p), name=str(p))
-
-
 def cmd_blurmap(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -225,20 +207,38 @@ def cmd_blurmap(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from ._io import atomic_write_json
     from .data.files import write_image
     from .stacking import sbs_stack
+    from .stacking.batch import find_stacks, read_stack, stack_all
 
-    stack = _stack_from(args.zstack)
-    result = sbs_stack(stack, k=args.k, gradient=args.gradient, stride=args.stride, device=args.device,
-                       progress=True)
-    write_image(args.out, result.image.astype(np.float32))
-    print(f"{args.zstack}: kept slices {sorted(result.indices.tolist())} of {len(stack)} -> {args.out}")
+    kwargs = {"gradient": args.gradient, "stride": args.stride, "device": args.device}
+    stacks = find_stacks(args.zstack)
+    if len(stacks) == 1 and stacks[0] == Path(args.zstack) and not Path(args.out).is_dir():
+        stack = read_stack(args.zstack)
+        result = sbs_stack(stack, k=args.k, progress=True, **kwargs)
+        write_image(args.out, result.image.astype(np.float32))
+        print(f"{args.zstack}: kept slices {sorted(result.indices.tolist())} of {len(stack)} -> {args.out}")
+        if args.scores:
+            atomic_write_json(args.scores, {"k": args.k, "selected": result.indices.tolist(),
+                                            "scores": result.scores.tolist()})
+            print(f"scores: {args.scores}")
+        return 0
+    out = Path(args.out)
+    if out.suffix.lower() in (".tif", ".tiff") or (out.exists() and not out.is_dir()):
+        raise CellreproError(f"{args.zstack} holds {len(stacks)} stacks: --out must be a folder, not {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    batch = stack_all(stacks, args.k, out, skip_bad=args.skip_bad, **kwargs)
+    for name, why in batch.skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(f"{len(batch.written)} of {len(stacks)} stacks stacked (k={args.k}) -> {out}"
+          + (f"; {len(batch.skipped)} skipped, listed above" if batch.skipped else ""))
     if args.scores:
-        atomic_write_json(args.scores, {"k": args.k, "selected": result.indices.tolist(),
-                                        "scores": result.scores.tolist()})
+        atomic_write_json(args.scores, batch.as_json(args.k))
         print(f"scores: {args.scores}")
     return 0
 
@@ -280,11 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_blurmap)
 
-    p = sub.add_parser("stack", help="SBS-Stacking: focus-stack the k most in-focus slices of a z-stack")
-    p.add_argument("zstack", help="multi-page TIFF (Z, H, W) or a folder of slice images; colour slices become grey")
+    p = sub.add_parser("stack", help="SBS-Stacking: focus-stack the k most in-focus slices of z-stacks")
+    p.add_argument("zstack", help="a multi-page TIFF (Z, H, W), a folder of slice images, or a folder of such stacks; "
+                                  "colour slices become grey")
     p.add_argument("--k", type=int, required=True, help="slices to keep (the paper uses 8 of 15)")
-    p.add_argument("--out", required=True, help="output image (.tif)")
+    p.add_argument("--out", required=True, help="output image (.tif) for one stack; a folder for a folder of stacks")
     p.add_argument("--scores", help="write the per-slice scores and the selection as JSON")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out stacks that cannot be stacked (each is named); without it they stop the run "
+                        "before anything is written")
     p.add_argument("--gradient", choices=GRADIENTS, default="sobel", help="sobel (HiFST) or roberts (spheroid paper)")
     p.add_argument("--stride", type=int, default=1, help="evaluate the blur map at every N-th pixel (1 = exact)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")

@@ -227,3 +227,38 @@ def test_stack_command_converts_colour_slices_and_refuses_one_colour_image(tmp_p
     assert main(["stack", str(tmp_path / "one.png"), "--k", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "one colour image of 64 x 64 pixels" in err and "Traceback" not in err
+
+
+def test_stack_command_on_a_folder_of_stacks(tmp_path, capsys):
+    """Every stack is checked before anything is written; bad ones stop the run, or are named and skipped."""
+    _, stack = blurred_stack([2, 0, 3], size=40)
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for name in ("a", "b"):
+        tifffile.imwrite(stacks / f"{name}.tif", stack.astype(np.float32), photometric="minisblack")
+    tifffile.imwrite(stacks / "c_nan.tif", np.full((3, 40, 40), np.nan, np.float32), photometric="minisblack")
+    out, scores = tmp_path / "out", tmp_path / "scores.json"
+    assert main(["stack", str(stacks), "--k", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 stacks cannot be stacked" in err and "c_nan.tif" in err and "NaN" in err and "--skip-bad" in err
+    assert not out.exists() or not any(out.iterdir())  # nothing half-done
+    assert main(["stack", str(stacks), "--k", "2", "--out", str(out), "--skip-bad", "--scores", str(scores)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "c_nan.tif" in captured.err
+    assert "2 of 3 stacks stacked" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+    record = json.loads(scores.read_text())
+    assert record["stacks"][str(stacks / "a.tif")]["selected"] == [0, 1] and str(stacks / "c_nan.tif") in record["skipped"]
+    # sub-folders of slice images are stacks too; a folder mixing files and folders is refused
+    nested = tmp_path / "nested"
+    for name in ("s1", "s2"):
+        (nested / name).mkdir(parents=True)
+        for z, s in enumerate(stack):
+            tifffile.imwrite(nested / name / f"z{z}.tif", s.astype(np.float32))
+    assert main(["stack", str(nested), "--k", "1", "--out", str(tmp_path / "out2")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["s1.tif", "s2.tif"]
+    tifffile.imwrite(nested / "loose.tif", stack.astype(np.float32), photometric="minisblack")
+    assert main(["stack", str(nested), "--k", "1", "--out", str(tmp_path / "out3")]) == 2
+    assert "both image files" in capsys.readouterr().err
+    assert main(["stack", str(stacks), "--k", "1", "--out", str(tmp_path / "one.tif"), "--skip-bad"]) == 2
+    assert "--out must be a folder" in capsys.readouterr().err
