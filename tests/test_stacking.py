@@ -262,3 +262,14 @@ def test_stack_command_on_a_folder_of_stacks(tmp_path, capsys):
     assert "both image files" in capsys.readouterr().err
     assert main(["stack", str(stacks), "--k", "1", "--out", str(tmp_path / "one.tif"), "--skip-bad"]) == 2
     assert "--out must be a folder" in capsys.readouterr().err
+
+
+def test_both_normalisations_from_one_computation_of_the_layers():
+    from cellrepro.stacking import blur_maps
+
+    _, stack = blurred_stack([2, 0, 3], size=40)
+    both = blur_maps(stack, scales=(7, 15))
+    for norm in ("slice", "stack"):
+        assert np.array_equal(both[norm], blur_map(stack, scales=(7, 15), normalize=norm))
+    with pytest.raises(ValueError, match="normalize must name some of"):
+        blur_maps(stack, ("slices",))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blur import GRADIENTS, SCALES, blur_map
+from .blur import GRADIENTS, SCALES, blur_map, blur_maps
 from .fuse import align, focus_stack, fuse
 from .select import Selection, StackError, check_stack, grey_stack, select_slices, slice_scores
 
@@ -43,5 +43,5 @@ def sbs_stack(stack: np.ndarray, k: int = 8, align_slices: bool = True, **blur_k
     return SBSResult(image, sel.indices, sel.scores, sel.maps)
 
 
-__all__ = ["GRADIENTS", "SBSResult", "SCALES", "Selection", "StackError", "align", "blur_map", "check_stack",
+__all__ = ["GRADIENTS", "SBSResult", "SCALES", "Selection", "StackError", "align", "blur_map", "blur_maps", "check_stack",
            "focus_stack", "fuse", "grey_stack", "sbs_stack", "select_slices", "slice_scores"]

@@ -171,7 +171,7 @@ def sorted_layers(gradient: torch.Tensor, scales: Sequence[int] = SCALES, stride
     written straight into one buffer per scale and block of rows; each scale's ``K`` smallest
     are selected in place, and the ``K`` smallest of those, sorted, are the layers. Same values as the full transform followed by a mask
     (``tests/test_stacking.py`` checks both against a patch-by-patch evaluation), in about a
-    third of the time on 2 CPU cores (``benchmarks/blur_map.py``).
+    quarter of the time on 2 CPU cores (``benchmarks/blur_map.py``).
 
     Args:
         gradient: (B, 1, H, W) gradient magnitudes.
@@ -194,20 +194,29 @@ def sorted_layers(gradient: torch.Tensor, scales: Sequence[int] = SCALES, stride
     rows = list(range(0, h, stride))
     n_cols = len(range(0, w, stride))
     block = max(1, max_values // (b * n_cols * max(scales) ** 2))
+    # the 1-D DCTs down the columns are computed for many rows at once (``outer`` rows, about
+    # 2^26 values): per block of ``block`` rows their m - 1 rows of overlap would cost more than
+    # the second transform itself
+    outer = max(block, (2 ** 26 // (b * (w + 2 * pad) * sum(scales))) // block * block)
     dcts = {m: torch.as_tensor(_dct_and_mask(m)[0], dtype=gradient.dtype, device=gradient.device) for m in scales}
     out = torch.empty((b, k, len(rows), n_cols), dtype=gradient.dtype, device=gradient.device)
-    for start in range(0, len(rows), block):
-        sel = rows[start:start + block]
-        candidates = []
+    for first in range(0, len(rows), outer):
+        span = rows[first:first + outer]
+        down = {}
         for m in scales:
             r = m // 2
-            region = padded[:, sel[0] + pad - r:sel[-1] + pad + r + 1, pad - r:pad + w + r]
-            down = region.unfold(1, m, stride) @ dcts[m].T  # (B, rows_out, W + 2r, u): 1-D DCT along y
-            high = torch.empty((b, len(sel), n_cols, m * (m + 1) // 2), dtype=gradient.dtype, device=gradient.device)
-            _high_frequency(down.permute(0, 3, 1, 2).contiguous(), dcts[m], stride, high)
-            candidates.append(_smallest(high.abs_(), k, ascending=False))
-        smallest = _smallest(torch.cat(candidates, -1), k, ascending=True)
-        out[:, :, start:start + len(sel)] = smallest.permute(0, 3, 1, 2)
+            region = padded[:, span[0] + pad - r:span[-1] + pad + r + 1, pad - r:pad + w + r]
+            # (B, u, rows_out, W + 2r): 1-D DCT along y, rows of windows contiguous for the second transform
+            down[m] = (region.unfold(1, m, stride) @ dcts[m].T).permute(0, 3, 1, 2).contiguous()
+        for start in range(0, len(span), block):
+            n = len(span[start:start + block])
+            candidates = []
+            for m in scales:
+                high = torch.empty((b, n, n_cols, m * (m + 1) // 2), dtype=gradient.dtype, device=gradient.device)
+                _high_frequency(down[m][:, :, start:start + n], dcts[m], stride, high)
+                candidates.append(_smallest(high.abs_(), k, ascending=False))
+            smallest = _smallest(torch.cat(candidates, -1), k, ascending=True)
+            out[:, :, first + start:first + start + n] = smallest.permute(0, 3, 1, 2)
     return out
 
 
@@ -278,16 +287,34 @@ def blur_map(image: np.ndarray, gradient: str = "sobel", scales: Sequence[int] =
             after min-max normalisation (float32 is 1.6x faster on a CPU and within 1.6/255).
         return_parts: also return T and D.
 
+    For both normalisations at the price of one (the layers are shared), see :func:`blur_maps`.
+
     Returns:
         The un-normalised final map (H, W) or (Z, H, W), float64; with ``return_parts`` a dict
         with ``map``, ``T`` and ``D``.
+    """
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got '{normalize}'")
+    parts = blur_maps(image, (normalize,), gradient, scales, stride, device, dtype, progress, return_parts=True)
+    return parts[normalize] if return_parts else parts[normalize]["map"]
+
+
+def blur_maps(image: np.ndarray, normalize: Sequence[str] = NORMALIZE, gradient: str = "sobel",
+              scales: Sequence[int] = SCALES, stride: int = 1, device: str | None = None,
+              dtype: torch.dtype | None = None, progress: bool = False,
+              return_parts: bool = False) -> dict[str, np.ndarray] | dict[str, dict[str, np.ndarray]]:
+    """:func:`blur_map` with several normalisations from one computation of the layers.
+
+    Returns ``{normalisation: map}`` (with ``return_parts``, ``{normalisation: {"map", "T", "D"}}``);
+    arguments as for :func:`blur_map`. The layers, the costly part, are computed once per slice.
     """
     from kornia.filters import gaussian_blur2d
 
     from .domain_transform import recursive_filter
 
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {NORMALIZE}, got '{normalize}'")
+    unknown = set(normalize) - set(NORMALIZE)
+    if unknown or not normalize:
+        raise ValueError(f"normalize must name some of {NORMALIZE}, got {tuple(normalize)}")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -297,33 +324,38 @@ def blur_map(image: np.ndarray, gradient: str = "sobel", scales: Sequence[int] =
     grey = prepare(arr, dtype, device)
     z_count = grey.shape[0]
 
-    def layers_of(z: int) -> torch.Tensor:
-        g = grey[z:z + 1]
-        return sorted_layers(gradient_magnitude(g, gradient), scales, stride)
-
     def t_from(normalised: torch.Tensor) -> torch.Tensor:  # Eq. 7, then back to full size
         t = normalised.amax(1, keepdim=True)
         return F.interpolate(t, size=grey.shape[-2:], mode="bilinear", align_corners=False) if stride > 1 else t
 
-    bar = tqdm(range(z_count), desc="HiFST blur maps", unit="slice", disable=not progress)
-    if normalize == "slice":
-        t_all = torch.cat([t_from(_minmax(layers_of(z), (2, 3))) for z in bar])
-        t_norm = _minmax(t_all, (2, 3))
-    else:
-        kept = torch.cat([layers_of(z).to(torch.float32) for z in bar])  # (Z, K, H', W'), on the device
-        lo, hi = kept.amin((0, 2, 3), keepdim=True).to(dtype), kept.amax((0, 2, 3), keepdim=True).to(dtype)
-        t_all = torch.cat([t_from(torch.where(hi > lo, (kept[z:z + 1].to(dtype) - lo) / (hi - lo), 0.0))
-                           for z in range(z_count)])  # Eq. 5 over the whole stack, a slice at a time
-        t_norm = _minmax(t_all, (0, 1, 2, 3))
-    if t_norm.device.type == "cpu":
-        d = torch.as_tensor(np.stack([local_entropy(t) * t for t in t_norm[:, 0].numpy()]), dtype=dtype)
-    else:
-        d = local_entropy_torch(t_norm[:, 0]) * t_norm[:, 0]
+    t_slice, kept = [], []
+    for z in tqdm(range(z_count), desc="HiFST blur maps", unit="slice", disable=not progress):
+        layers = sorted_layers(gradient_magnitude(grey[z:z + 1], gradient), scales, stride)
+        if "slice" in normalize:  # Eq. 5 within the image, as HiFST
+            t_slice.append(t_from(_minmax(layers, (2, 3))))
+        if "stack" in normalize:
+            kept.append(layers.to(torch.float32))  # (1, K, H', W'), on the device
+    t_all = {}
+    if t_slice:
+        t_all["slice"] = torch.cat(t_slice)
+    if kept:
+        stacked = torch.cat(kept)
+        lo, hi = stacked.amin((0, 2, 3), keepdim=True).to(dtype), stacked.amax((0, 2, 3), keepdim=True).to(dtype)
+        t_all["stack"] = torch.cat([t_from(torch.where(hi > lo, (stacked[z:z + 1].to(dtype) - lo) / (hi - lo), 0.0))
+                                    for z in range(z_count)])  # Eq. 5 over the whole stack, a slice at a time
+        del stacked, kept
     guide = gaussian_blur2d(_minmax(grey, (2, 3)), (3, 3), (1.0, 1.0), border_type="constant")[:, 0]
-    final = recursive_filter(d, 15.0, 0.25, 3, guide)
-    out = final.cpu().numpy().astype(np.float64)
-    t_out = t_all[:, 0].cpu().numpy()
-    d = d.cpu().numpy().astype(np.float64)
-    if not is_stack:
-        out, t_out, d = out[0], t_out[0], d[0]
-    return {"map": out, "T": t_out, "D": d} if return_parts else out
+    result = {}
+    for norm in normalize:
+        t_norm = _minmax(t_all[norm], (2, 3) if norm == "slice" else (0, 1, 2, 3))
+        if t_norm.device.type == "cpu":
+            d = torch.as_tensor(np.stack([local_entropy(t) * t for t in t_norm[:, 0].numpy()]), dtype=dtype)
+        else:
+            d = local_entropy_torch(t_norm[:, 0]) * t_norm[:, 0]
+        out = recursive_filter(d, 15.0, 0.25, 3, guide).cpu().numpy().astype(np.float64)
+        t_out = t_all[norm][:, 0].cpu().numpy()
+        d = d.cpu().numpy().astype(np.float64)
+        if not is_stack:
+            out, t_out, d = out[0], t_out[0], d[0]
+        result[norm] = {"map": out, "T": t_out, "D": d} if return_parts else out
+    return result
