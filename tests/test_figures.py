@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 from cellrepro import data, report  # noqa: E402
 from cellrepro.data import gallery  # noqa: E402
-from cellrepro.stacking.figures import figure3, k_curves  # noqa: E402
+from cellrepro.stacking.figures import figure3, k_curves, sweep_figure  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +40,16 @@ def test_gallery_and_stacking_figures_keep_fonts_of_8_pt():
     fields, _ = data.load("brightfield-overlap", n=1, n_pool=0, size=64, seed=0)
     organoids = data.load("organoid", n=1, size=128, seed=0)
     stack = stacks[0].stack
-    sweeps = pd.DataFrame({"k": [1, 2, 3] * 2, "ssim": np.linspace(0, 1, 6), "psnr": np.arange(6.0),
-                           "focus": np.ones(6), "stack": [0] * 3 + [1] * 3})
+    sweeps = pd.DataFrame({"k": [1, 2, 3] * 4, "ssim_cells": np.linspace(0, 1, 12), "psnr_cells": np.arange(12.0),
+                           "contour": np.ones(12), "stack": ([0] * 3 + [1] * 3) * 2,
+                           "selection": ["HiFST"] * 6 + ["random"] * 6})
+    deltas = pd.DataFrame({"parameter": ["NA"] * 4 + ["noise"] * 4, "value": [0.2, 0.4] * 2 + [0.01, 0.05] * 2,
+                           "selection": (["HiFST"] * 2 + ["random"] * 2) * 2, "mean": np.zeros(8),
+                           "low": -np.ones(8), "high": np.ones(8)})
     figs = {"zstack": gallery.zstack_figure(stacks[0]), "cells": gallery.cells_figure(cells),
             "field": gallery.field_figure(fields[0]), "organoid": gallery.organoid_figure(organoids[0]),
             "figure3": figure3(stack, stack, stack.mean((1, 2)), stack[0], stack[1]),
-            "k_curves": k_curves(sweeps, k_paper=2)}
+            "k_curves": k_curves(sweeps, k_paper=2), "sweep": sweep_figure(deltas, "SSIM on cells, k - all")}
     for name, fig in figs.items():
         assert report.rendered_font_pt(fig) >= 8, name
 

@@ -273,3 +273,56 @@ def test_both_normalisations_from_one_computation_of_the_layers():
         assert np.array_equal(both[norm], blur_map(stack, scales=(7, 15), normalize=norm))
     with pytest.raises(ValueError, match="normalize must name some of"):
         blur_maps(stack, ("slices",))
+
+
+def test_quality_on_cells_and_contours_and_the_oracle_ranking():
+    from cellrepro.stacking.quality import image_quality, oracle_order, regions, selection_quality
+
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:20, 10:20], labels[25:35, 22:32] = 1, 2
+    truth = camera(40)
+    where = regions(labels, margin=2)
+    assert where["cells"].sum() == 2 * 14 * 14 and where["contours"][10, 15] and not where["contours"][15, 15]
+    exact = image_quality(truth, truth, labels)
+    assert exact["ssim_cells"] == pytest.approx(1) and exact["contour"] == pytest.approx(1)
+    blurred = image_quality(ndi.gaussian_filter(truth, 2), truth, labels)
+    assert blurred["contour"] < 0.6 and blurred["ssim_cells"] < 0.9 and np.isfinite(blurred["psnr_cells"])
+    depth = np.full((40, 40), np.nan)
+    depth[labels == 1], depth[labels == 2] = 2.0, 3.0  # 100 pixels at 2, 100 at 3
+    order = oracle_order(depth, 6, tolerance=1.0)
+    assert order[:2].tolist() == [2, 3] and set(order[2:4].tolist()) == {1, 4}  # 200 in focus, then 100 each
+    stack = np.stack([ndi.gaussian_filter(truth, abs(z - 2.5) + 0.1) for z in range(6)])
+    table = selection_quality(stack, truth, {"oracle": order, "worst": order[::-1]}, [1, 2, 6], labels)
+    assert len(table) == 6
+    at = table.set_index(["selection", "k"])["ssim_cells"]
+    assert at["oracle", 2] > at["worst", 2] and at["oracle", 6] == at["worst", 6]
+
+
+def test_the_stacking_study_on_small_stacks():
+    from cellrepro.data.synthetic import dic_spheroid
+    from cellrepro.stacking import study
+
+    samples = [(0, s) for s in dic_spheroid.generate(n=2, size=48, slices=5, seed=0)]
+    quality, agreement = study.measure(samples, [1, 2, 5], progress=False, scales=(7, 15))
+    assert set(quality["selection"]) == set(study.SELECTIONS) and len(quality) == 2 * 4 * 3
+    assert {"ssim_cells", "psnr_cells", "contour"} <= set(quality.columns)
+    all_slices = quality[quality["k"] == 5].groupby("stack")["ssim"].nunique()
+    assert (all_slices == 1).all()  # k = Z is the same image whatever the ranking
+    assert len(agreement) == 4 and agreement[["auc", "rho", "rho_count"]].notna().all().all()
+    eff = study.effects(quality, 2, ["ssim"], "oracle")["ssim"]
+    assert eff["n"] == 2
+    with pytest.raises(ValueError, match="all-in-focus truth"):
+        study.measure([(0, dic_spheroid.generate(n=1, size=32, slices=3)[0].__class__("x", np.zeros((3, 32, 32))))], [1])
+
+
+def test_verdict_rules_of_the_stacking_study():
+    from cellrepro.stacking import study
+
+    assert study.majority(["holds", "holds", "fails"]) == "holds"
+    assert study.majority(["fails", "inconclusive", "fails"]) == "fails"
+    assert study.majority(["holds", "fails", "inconclusive"]) == "inconclusive"
+    e = study.median_interval([0.9] * 10 + [0.7] * 3)
+    assert e["mean"] == 0.9 and e["low"] <= 0.9 <= e["high"] and e["n"] == 13
+    assert study.threshold_verdict([{"low": 0.81, "high": 0.9}, {"low": 0.85, "high": 0.95}], 0.8) == "holds"
+    assert study.threshold_verdict([{"low": 0.7, "high": 0.9}, {"low": 0.85, "high": 0.95}], 0.8) == "inconclusive"
+    assert study.threshold_verdict([{"low": 0.6, "high": 0.79}, {"low": 0.85, "high": 0.95}], 0.8) == "fails"

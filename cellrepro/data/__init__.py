@@ -31,7 +31,7 @@ from .types import MODALITIES, SPHEROID_CLASSES, CellImage, DataError, Field, Or
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 """Bump when a generator's output changes, so caches are not reused across versions."""
 
 

@@ -35,23 +35,50 @@ def figure3(stack: np.ndarray, maps: np.ndarray, scores: np.ndarray, sbs: np.nda
     return fig
 
 
-def k_curves(sweeps: pd.DataFrame, k_paper: int = 8):
-    """SSIM, PSNR and focus ratio against k (mean and 95% interval over stacks), the paper's k marked."""
+METRICS = (("ssim_cells", "SSIM on cells"), ("psnr_cells", "PSNR on cells (dB)"),
+           ("contour", "contour gradient / truth's"))
+
+
+def k_curves(quality: pd.DataFrame, k_paper: int = 8, metrics=METRICS, labels: dict[str, str] | None = None):
+    """Metrics against k, one line per selection (mean and 95% t-interval over stacks), the paper's k marked."""
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.7), layout="constrained")
-    z = int(sweeps["k"].max())
-    for ax, (metric, label) in zip(axes, (("ssim", "SSIM to truth"), ("psnr", "PSNR to truth (dB)"),
-                                          ("focus", "focus measure / truth's"))):
-        g = sweeps.groupby("k")[metric]
-        mean, sem, n = g.mean(), g.sem(), g.count()
-        half = sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
-        ax.plot(mean.index, mean.values, marker="o", ms=3)
-        ax.fill_between(mean.index, mean - half, mean + half, alpha=0.25)
-        ax.axvline(k_paper, color="C3", ls="--", lw=1, label=f"paper's k = {k_paper}")
-        ax.axhline(mean.loc[z], color="gray", ls=":", lw=1, label=f"all {z} slices")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(7.5, 2.9), layout="constrained")
+    z = int(quality["k"].max())
+    for ax, (metric, label) in zip(np.atleast_1d(axes), metrics):
+        for i, (name, sub) in enumerate(quality.groupby("selection", sort=False)):
+            g = sub.groupby("k")[metric]
+            mean, sem, n = g.mean(), g.sem(), g.count()
+            half = sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i}", label=(labels or {}).get(name, name))
+            ax.fill_between(mean.index, mean - half, mean + half, alpha=0.2, color=f"C{i}")
+        ax.axvline(k_paper, color="gray", ls="--", lw=1)
         ax.set_xlabel("k (slices kept)")
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=9)
+        ax.set_xticks(sorted(set(quality["k"])))
+    fig.legend(*np.atleast_1d(axes)[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9,
+               title=f"dashed: the paper's k = {k_paper}; k = {z}: all slices", title_fontsize=9)
+    return fig
+
+
+def sweep_figure(deltas: pd.DataFrame, metric_label: str, labels: dict[str, str] | None = None):
+    """Effect of SBS (k slices) against all slices as one data parameter varies: one panel per
+    parameter (column ``parameter``, value in ``value``), one line per selection, mean and
+    95% interval (columns ``mean``, ``low``, ``high``)."""
+    import matplotlib.pyplot as plt
+
+    params = list(dict.fromkeys(deltas["parameter"]))
+    fig, axes = plt.subplots(1, len(params), figsize=(7.5, 2.8), layout="constrained", sharey=True)
+    for ax, param in zip(np.atleast_1d(axes), params):
+        sub = deltas[deltas["parameter"] == param]
+        for i, (name, g) in enumerate(sub.groupby("selection", sort=False)):
+            g = g.sort_values("value")
+            ax.errorbar(g["value"] + (i - 1.5) * 0.004 * np.ptp(g["value"]), g["mean"],
+                        yerr=[g["mean"] - g["low"], g["high"] - g["mean"]], marker="o", ms=3, capsize=2,
+                        color=f"C{i}", label=(labels or {}).get(name, name))
+        ax.axhline(0, color="gray", lw=1)
+        ax.set_xlabel(param)
+    np.atleast_1d(axes)[0].set_ylabel(metric_label)
+    fig.legend(*np.atleast_1d(axes)[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
     return fig
