@@ -20,22 +20,36 @@ Built from torchvision's ``MaskRCNN``, with these changes for small cell images 
   one RoIAlign sample per bin (2; cells ~10-30 pixels across span only 2-4 feature pixels at
   stride 8, so one sample per bin already oversamples them);
 * 128 sampled anchors per image, 300 proposals kept (train and test), up to 300 detections.
+
+:func:`build_spheroid_maskrcnn` is the spheroid paper's model (Nguyen et al. 2024, Table 1) on
+the same design (one private function assembles both): 1 input channel, 4 classes (background,
+invasive area, spheroid core, single cell), the FPN on all four ResNet stages (strides 4-64,
+:func:`resnet_fpn`) and the paper's backbones R50, R101, X101-32x4d and X101-64x4d
+(:data:`BACKBONES`; torchvision has no ResNeXt-101 32x4d, so it is built from its ``ResNet``),
+plus ResNet-18 as the reduced variant for a CPU. :func:`load_weights` starts a model from a saved
+state dict; :func:`detect` and :func:`paint_detections` are the two halves of
+:func:`predict_maskrcnn`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import os
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import resnet
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..data.crops import CropSampler
 from ..data.types import CellImage
@@ -50,6 +64,96 @@ class NoResizeTransform(GeneralizedRCNNTransform):
 
     def resize(self, image, target=None):
         return image, target
+
+
+def _x101_32x4d(weights: None = None, **kwargs) -> ResNet:
+    """ResNeXt-101 32x4d (Xie et al. 2017, the spheroid paper's "X101-32x4d"): torchvision has
+    the 32x8d and 64x4d variants only, so it is built from torchvision's own ``ResNet`` (and has
+    no downloadable ``weights``)."""
+    if weights is not None:
+        raise ValueError(f"weights: torchvision has no ResNeXt-101 32x4d weights, got {weights!r}")
+    return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, **kwargs)
+
+
+#: Backbone names of :func:`resnet_fpn` -> a torchvision ResNet constructor. ``r50``, ``r101``,
+#: ``x101_32x4d`` and ``x101_64x4d`` are the spheroid paper's Table 1 backbones; ``r18`` is the
+#: reduced variant (a CPU budget), and the full torchvision names keep :func:`build_maskrcnn` working.
+BACKBONES: dict[str, Callable[..., ResNet]] = {
+    "r18": resnet.resnet18, "r50": resnet.resnet50, "r101": resnet.resnet101,
+    "x101_32x4d": _x101_32x4d, "x101_64x4d": resnet.resnext101_64x4d,
+}
+
+
+def _resnet(name: str) -> ResNet:
+    """A randomly initialised torchvision ResNet with ordinary (trainable) BatchNorm."""
+    if name in BACKBONES:
+        return BACKBONES[name](weights=None, norm_layer=nn.BatchNorm2d)
+    build = getattr(resnet, name, None)
+    if not name.startswith(("resnet", "resnext", "wide_resnet")) or build is None:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)} or a torchvision ResNet name "
+                         f"('resnet18', 'resnet50', ...), got {name!r}")
+    return build(weights=None, norm_layer=nn.BatchNorm2d)
+
+
+def resnet_fpn(backbone: str, in_channels: int = 1, fpn_channels: int = 256,
+               returned_layers: Sequence[int] = (1, 2, 3, 4)) -> BackboneWithFPN:
+    """A randomly initialised ResNet + FPN (Lin et al. 2017), every layer trainable, plain BatchNorm.
+
+    Args:
+        backbone: a key of :data:`BACKBONES` or a torchvision ResNet name.
+        in_channels: input channels (the first convolution is replaced when it is not 3).
+        fpn_channels: channels of every pyramid level (256 in Lin et al. and torchvision).
+        returned_layers: ResNet stages (1-4, strides 4-32) the FPN takes; the FPN adds a
+            max-pooled level (``"pool"``) after the last one.
+
+    Returns:
+        torchvision's ``BackboneWithFPN``: ``(B, in_channels, H, W)`` -> ordered dict of
+        ``(B, fpn_channels, H / s, W / s)`` maps, keys ``"0"``, ``"1"``, ... and ``"pool"``.
+
+    >>> fpn = resnet_fpn("r18", in_channels=1, fpn_channels=32)
+    >>> {k: tuple(v.shape) for k, v in fpn(torch.rand(1, 1, 64, 64)).items()}["pool"]
+    (1, 32, 1, 1)
+    """
+    if not returned_layers or any(k not in (1, 2, 3, 4) for k in returned_layers) \
+            or list(returned_layers) != sorted(set(returned_layers)):
+        raise ValueError(f"returned_layers must be increasing ResNet stages in 1..4, got {tuple(returned_layers)}")
+    body = _resnet(backbone)
+    stage2 = body.inplanes // 8  # stage widths: 64 (BasicBlock) or 256 (Bottleneck) times 2 ** (k - 1)
+    fpn = BackboneWithFPN(body, {f"layer{k}": str(i) for i, k in enumerate(returned_layers)},
+                          [stage2 * 2 ** (k - 1) for k in returned_layers], fpn_channels,
+                          extra_blocks=LastLevelMaxPool())
+    if in_channels != 3:
+        old = fpn.body.conv1
+        conv = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's ResNet
+        fpn.body.conv1 = conv
+    return fpn
+
+
+def _mask_rcnn(body: BackboneWithFPN, in_channels: int, num_classes: int, anchor_sizes: Sequence[int],
+               proposals: int, rois: int, mask_channels: int, box_features: int,
+               sampling_ratio: int) -> MaskRCNN:
+    """torchvision's ``MaskRCNN`` on ``body`` with the light heads and no resizing (module docstring)."""
+    levels = len(body.fpn.inner_blocks) + 1  # the FPN's stages and its max-pooled level
+    if len(anchor_sizes) != levels:
+        raise ValueError(f"anchor_sizes needs one size per pyramid level ({levels}), got {tuple(anchor_sizes)}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes counts the background and must be >= 2, got {num_classes}")
+    c = body.out_channels
+    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    names = [str(i) for i in range(levels - 1)]
+    box_pool, mask_pool = (MultiScaleRoIAlign(names, size, sampling_ratio) for size in (7, 14))
+    mean, std = [0.5] * in_channels, [0.25] * in_channels
+    model = MaskRCNN(body, num_classes=None, rpn_anchor_generator=anchors, image_mean=mean, image_std=std,
+                     box_roi_pool=box_pool, box_head=TwoMLPHead(c * 7 * 7, box_features),
+                     box_predictor=FastRCNNPredictor(box_features, num_classes), mask_roi_pool=mask_pool,
+                     mask_head=MaskRCNNHeads(c, (mask_channels,) * 4, dilation=1),
+                     mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes),
+                     rpn_batch_size_per_image=128, box_batch_size_per_image=rois, box_detections_per_img=300,
+                     rpn_pre_nms_top_n_train=proposals, rpn_post_nms_top_n_train=proposals,
+                     rpn_pre_nms_top_n_test=proposals, rpn_post_nms_top_n_test=proposals)
+    model.transform = NoResizeTransform(min_size=800, max_size=1333, image_mean=mean, image_std=std)
+    return model
 
 
 def build_maskrcnn(in_channels: int = 2, backbone: str = "resnet18", anchor_sizes: Sequence[int] = (8, 16, 32, 64),
@@ -77,59 +181,135 @@ def build_maskrcnn(in_channels: int = 2, backbone: str = "resnet18", anchor_size
     >>> out["masks"].shape[1:]
     torch.Size([1, 64, 96])
     """
-    if len(anchor_sizes) != 4:
-        raise ValueError(f"anchor_sizes needs one size per pyramid level (4), got {tuple(anchor_sizes)}")
-    body = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5,
-                               returned_layers=[2, 3, 4], norm_layer=nn.BatchNorm2d)
-    if in_channels != 3:
-        old = body.body.conv1
-        conv = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's ResNet
-        body.body.conv1 = conv
-    c = body.out_channels
-    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    box_pool, mask_pool = (MultiScaleRoIAlign(["0", "1", "2"], size, sampling_ratio) for size in (7, 14))
-    mean, std = [0.5] * in_channels, [0.25] * in_channels
-    model = MaskRCNN(body, num_classes=None, rpn_anchor_generator=anchors, image_mean=mean, image_std=std,
-                     box_roi_pool=box_pool, box_head=TwoMLPHead(c * 7 * 7, box_features),
-                     box_predictor=FastRCNNPredictor(box_features, 2), mask_roi_pool=mask_pool,
-                     mask_head=MaskRCNNHeads(c, (mask_channels,) * 4, dilation=1),
-                     mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, 2),
-                     rpn_batch_size_per_image=128, box_batch_size_per_image=rois, box_detections_per_img=300,
-                     rpn_pre_nms_top_n_train=proposals, rpn_post_nms_top_n_train=proposals,
-                     rpn_pre_nms_top_n_test=proposals, rpn_post_nms_top_n_test=proposals)
-    model.transform = NoResizeTransform(min_size=800, max_size=1333, image_mean=mean, image_std=std)
+    body = resnet_fpn(backbone, in_channels, 256, returned_layers=(2, 3, 4))
+    return _mask_rcnn(body, in_channels, 2, anchor_sizes, proposals, rois, mask_channels, box_features,
+                      sampling_ratio)
+
+
+#: He et al.'s (and torchvision's, MMDetection's) head sizes, for ``build_spheroid_maskrcnn(**PAPER_HEADS)``.
+PAPER_HEADS = {"rois": 512, "mask_channels": 256, "box_features": 1024, "sampling_ratio": 2}
+#: The reduced, CPU-feasible variant of :func:`build_spheroid_maskrcnn`: ResNet-18 and a 64-channel FPN.
+REDUCED_VARIANT = {"backbone": "r18", "fpn_channels": 64}
+
+
+def build_spheroid_maskrcnn(backbone: str = "r50", in_channels: int = 1, num_classes: int = 4,
+                            weights: str | os.PathLike | None = None, fpn_channels: int = 256,
+                            anchor_sizes: Sequence[int] = (8, 16, 32, 64, 128), proposals: int = 300,
+                            rois: int = 64, mask_channels: int = 64, box_features: int = 256,
+                            sampling_ratio: int = 1) -> MaskRCNN:
+    """The spheroid paper's Mask R-CNN (Nguyen et al. 2024, Sec. 3.2, Table 1): ResNet(-Xt) + FPN.
+
+    Table 1's backbones are ``"r50"``, ``"r101"``, ``"x101_32x4d"`` and ``"x101_64x4d"``
+    (:data:`BACKBONES`), with the FPN on all four ResNet stages (strides 4-32) plus the pooled
+    level (stride 64), as in the paper's MMDetection "R50-FPN". Differences from the paper: no
+    ImageNet weights (random init, trainable BatchNorm: see the module docstring); one input
+    channel (the stacked DIC image, not RGB); no resizing; anchors ``(8, ..., 128)`` pixels,
+    one size per level, for the synthetic 256-pixel scenes (single cells 6-14 pixels across,
+    invasive areas up to ~170) instead of MMDetection's 32-512 for 1333 x 800 inputs; the light
+    heads of :func:`build_maskrcnn` by default (``**PAPER_HEADS`` restores He et al.'s).
+    ``**REDUCED_VARIANT`` (ResNet-18, 64-channel FPN) is the CPU-feasible reduced variant.
+
+    Args:
+        backbone: a key of :data:`BACKBONES` (or a torchvision ResNet name).
+        in_channels: input channels.
+        num_classes: classes including the background (4: background and the three of
+            ``cellrepro.data.SPHEROID_CLASSES``).
+        weights: path of a state dict of this very model (``torch.save(model.state_dict(), ...)``)
+            to start from; None: random initialisation. See :func:`load_weights`.
+        fpn_channels: channels of every pyramid level.
+        anchor_sizes: anchor side in pixels for each of the five pyramid levels.
+        proposals, rois, mask_channels, box_features, sampling_ratio: as in :func:`build_maskrcnn`.
+
+    >>> model = build_spheroid_maskrcnn(**REDUCED_VARIANT).eval()
+    >>> out = model([torch.rand(1, 64, 64)])[0]
+    >>> out["masks"].shape[1:], model.roi_heads.box_predictor.cls_score.out_features
+    (torch.Size([1, 64, 64]), 4)
+    """
+    body = resnet_fpn(backbone, in_channels, fpn_channels, returned_layers=(1, 2, 3, 4))
+    model = _mask_rcnn(body, in_channels, num_classes, anchor_sizes, proposals, rois, mask_channels, box_features,
+                       sampling_ratio)
+    if weights is not None:
+        load_weights(model, weights)
     return model
 
 
-def _targets(labels: torch.Tensor, min_pixels: int = 1) -> dict[str, torch.Tensor]:
+def _few(keys: Sequence[str], n: int = 5) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load the state dict saved at ``path`` into ``model`` (in place; returns ``model``).
+
+    The file must hold a state dict (name -> tensor) with exactly the model's keys and shapes,
+    loaded with ``weights_only=True``; anything else raises ``FileNotFoundError`` or
+    ``ValueError`` naming the file and the keys that are missing, unexpected or of another shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights: no file {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle of something else, or not a torch file at all
+        raise ValueError(f"weights: {path} is not a torch state dict file ({type(e).__name__}: {e})") from e
+    if not isinstance(state, Mapping):
+        raise ValueError(f"weights: {path} must hold a state dict (parameter name -> tensor), "
+                         f"got {type(state).__name__}")
+    odd = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise ValueError(f"weights: {path} must hold a state dict (parameter name -> tensor), but the values of "
+                         f"{_few(odd)} are not tensors (a checkpoint that wraps one?)")
+    own = model.state_dict()
+    missing, unexpected = set(own) - set(state), set(state) - set(own)
+    reshaped = [f"{k} (saved {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
+                for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        problems = [f"{len(missing)} missing keys ({_few(missing)})" if missing else "",
+                    f"{len(unexpected)} unexpected keys ({_few(unexpected)})" if unexpected else "",
+                    f"{len(reshaped)} keys of another shape ({_few(reshaped, 3)})" if reshaped else ""]
+        raise ValueError(f"weights: {path} does not fit this model: " + "; ".join(p for p in problems if p))
+    model.load_state_dict(state)
+    return model
+
+
+def _targets(labels: torch.Tensor, min_pixels: int = 1, classes: Mapping[int, int] | None = None
+             ) -> dict[str, torch.Tensor]:
     """:func:`instance_targets` of an (H, W) integer tensor, on its device."""
     h, w = labels.shape
     ids = torch.unique(labels)
-    masks = labels[None] == ids[ids > 0][:, None, None]
-    masks = masks[masks.flatten(1).sum(1) >= min_pixels]
+    ids = ids[ids > 0]
+    masks = labels[None] == ids[:, None, None]
+    big = masks.flatten(1).sum(1) >= min_pixels
+    masks, ids = masks[big], ids[big]
     rows, cols = masks.any(2), masks.any(1)  # (N, H), (N, W)
     ys, xs = torch.arange(h, device=labels.device), torch.arange(w, device=labels.device)
     boxes = torch.stack([torch.where(cols, xs, w).amin(1), torch.where(rows, ys, h).amin(1),
                          torch.where(cols, xs, -1).amax(1) + 1, torch.where(rows, ys, -1).amax(1) + 1], 1)
-    return {"boxes": boxes.float().reshape(-1, 4), "masks": masks.to(torch.uint8),
-            "labels": torch.ones(len(masks), dtype=torch.int64, device=labels.device)}
+    if classes is None:
+        cls = torch.ones(len(masks), dtype=torch.int64, device=labels.device)
+    else:
+        unknown = [int(i) for i in ids if int(i) not in classes]
+        if unknown:
+            raise ValueError(f"classes has no class for instance ids {unknown[:5]} of labels")
+        cls = torch.tensor([int(classes[int(i)]) for i in ids], dtype=torch.int64, device=labels.device)
+    return {"boxes": boxes.float().reshape(-1, 4), "masks": masks.to(torch.uint8), "labels": cls}
 
 
-def instance_targets(labels: np.ndarray) -> dict[str, torch.Tensor]:
+def instance_targets(labels: np.ndarray, classes: Mapping[int, int] | None = None) -> dict[str, torch.Tensor]:
     """torchvision's detection target of an (H, W) instance label image (0 = background).
 
     Returns ``boxes`` (N, 4) float32 ``x0, y0, x1, y1`` with ``x1``, ``y1`` exclusive, ``labels``
-    (N,) int64 ones and ``masks`` (N, H, W) uint8, one per id present, in increasing id order.
+    (N,) int64 (``classes[id]``, all ones when ``classes`` is None) and ``masks`` (N, H, W)
+    uint8, one per id present, in increasing id order.
 
     >>> lab = np.zeros((4, 5), int); lab[1:3, 2:5] = 7
-    >>> instance_targets(lab)["boxes"].tolist()
-    [[2.0, 1.0, 5.0, 3.0]]
+    >>> instance_targets(lab)["boxes"].tolist(), instance_targets(lab, {7: 3})["labels"].tolist()
+    ([[2.0, 1.0, 5.0, 3.0]], [3])
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
-    return _targets(torch.from_numpy(labels.astype(np.int64)))
+    return _targets(torch.from_numpy(labels.astype(np.int64)), classes=classes)
 
 
 def train_maskrcnn(images: Sequence[CellImage], to_tensor: Callable[[CellImage], torch.Tensor], steps: int,
@@ -175,36 +355,55 @@ def train_maskrcnn(images: Sequence[CellImage], to_tensor: Callable[[CellImage],
     return model.eval()
 
 
-def predict_maskrcnn(model: MaskRCNN, x: torch.Tensor, score_threshold: float = 0.5, mask_threshold: float = 0.5,
-                     device: str | torch.device | None = None, min_pixels: int = 8) -> np.ndarray:
-    """(H, W) int32 instance labels 0..N of one (C, H, W) input in [0, 1].
-
-    Detections scoring at least ``score_threshold`` are kept, their masks binarised at
-    ``mask_threshold`` and painted so that a higher-scoring instance wins where masks overlap;
-    instances left with fewer than ``min_pixels`` pixels are dropped and the rest numbered
-    1..N by decreasing score. ``device``: where to run (the model is moved there; default: where it is).
-    """
+def detect(model: MaskRCNN, x: torch.Tensor, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+    """The eval-mode detections of one (C, H, W) input in [0, 1]: torchvision's output dict
+    (``boxes``, ``labels``, ``scores``, ``masks`` (N, 1, H, W) probabilities). ``device``: where
+    to run (the model is moved there; default: where it is)."""
     if x.ndim != 3:
         raise ValueError(f"x must be one (C, H, W) image, got shape {tuple(x.shape)}")
     if device is not None:
         model.to(device)
     model.eval()
     with torch.no_grad():
-        out = model([x.to(device=next(model.parameters()).device, dtype=torch.float32)])[0]
-    keep = out["scores"] >= score_threshold
-    order = torch.argsort(out["scores"][keep], descending=True)
-    masks = out["masks"][keep, 0][order] >= mask_threshold
-    if not len(masks):
-        return np.zeros(tuple(x.shape[-2:]), np.int32)
+        return model([x.to(device=next(model.parameters()).device, dtype=torch.float32)])[0]
+
+
+def paint_detections(scores: torch.Tensor, masks: torch.Tensor, score_threshold: float = 0.5,
+                     mask_threshold: float = 0.5, min_pixels: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint instance labels from overlapping detections (scores (N,), masks (N, 1, H, W)).
+
+    Detections scoring at least ``score_threshold`` are kept, their masks binarised at
+    ``mask_threshold`` and painted so that a higher-scoring instance wins where masks overlap;
+    instances left with fewer than ``min_pixels`` pixels are dropped and the rest numbered
+    1..N by decreasing score.
+
+    Returns:
+        (H, W) int32 labels and (N,) int64 ``source``: label ``k`` is detection ``source[k - 1]``.
+    """
+    keep = torch.nonzero(scores >= score_threshold).flatten()
+    keep = keep[torch.argsort(scores[keep], descending=True)]
+    binary = masks[keep, 0] >= mask_threshold
+    if not len(binary):
+        return np.zeros(tuple(masks.shape[-2:]), np.int32), np.zeros(0, np.int64)
     # each pixel goes to the first (best-scoring) mask that covers it; argmax returns the first maximum
-    winner = torch.where(masks.any(0), masks.to(torch.uint8).argmax(0) + 1, 0).cpu().numpy()
-    counts = np.bincount(winner.ravel(), minlength=len(masks) + 1)
+    winner = torch.where(binary.any(0), binary.to(torch.uint8).argmax(0) + 1, 0).cpu().numpy()
+    counts = np.bincount(winner.ravel(), minlength=len(binary) + 1)
     kept = np.flatnonzero(counts >= min_pixels)
     kept = kept[kept > 0]
     lut = np.zeros(len(counts), np.int32)
     lut[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    return lut[winner]
+    return lut[winner], keep.cpu().numpy()[kept - 1]
 
 
-__all__ = ["MIN_CROP_PIXELS", "NoResizeTransform", "build_maskrcnn", "instance_targets", "predict_maskrcnn",
-           "train_maskrcnn"]
+def predict_maskrcnn(model: MaskRCNN, x: torch.Tensor, score_threshold: float = 0.5, mask_threshold: float = 0.5,
+                     device: str | torch.device | None = None, min_pixels: int = 8) -> np.ndarray:
+    """(H, W) int32 instance labels 0..N of one (C, H, W) input in [0, 1]: :func:`detect`, then
+    :func:`paint_detections` (higher scores on top, small leftovers dropped, numbered by
+    decreasing score)."""
+    out = detect(model, x, device)
+    return paint_detections(out["scores"], out["masks"], score_threshold, mask_threshold, min_pixels)[0]
+
+
+__all__ = ["BACKBONES", "MIN_CROP_PIXELS", "NoResizeTransform", "PAPER_HEADS", "REDUCED_VARIANT",
+           "build_maskrcnn", "build_spheroid_maskrcnn", "detect", "instance_targets", "load_weights",
+           "paint_detections", "predict_maskrcnn", "resnet_fpn", "train_maskrcnn"]
