@@ -169,9 +169,10 @@ def sorted_layers(gradient: torch.Tensor, scales: Sequence[int] = SCALES, stride
     (no patch copies): a 1-D DCT of every column window, then, along the rows, only the
     coefficients that are high-frequency (``u + v >= M - 1``: ``M (M + 1) / 2`` of the ``M^2``),
     written straight into one buffer per scale and block of rows; each scale's ``K`` smallest
-    are selected in place, and the ``K`` smallest of those, sorted, are the layers. Same values as the full transform followed by a mask
-    (``tests/test_stacking.py`` checks both against a patch-by-patch evaluation), in about a
-    quarter of the time on 2 CPU cores (``benchmarks/blur_map.py``).
+    are selected in place, and the ``K`` smallest of those, sorted, are the layers. Same values
+    as the full transform followed by a mask (``tests/test_stacking.py`` checks them against a
+    patch-by-patch evaluation), in about a quarter of the time on 2 CPU cores
+    (``benchmarks/blur_map.py``).
 
     Args:
         gradient: (B, 1, H, W) gradient magnitudes.
