@@ -95,7 +95,7 @@ def test_claim_status_reads_records_skips_smoke_and_says_why(tmp_path):
     assert rows["organoid-C1"]["verdict"]["verdict"] == "holds" and rows["organoid-C1"]["why"] == ""
     assert "no published verdict" in rows["organoid-C3"]["why"]  # it has a section, judged only in smoke
     assert "private data" in rows["organoid-C4"]["why"]
-    assert "no chapter section" in rows["spheroid-C3"]["why"]
+    assert "no chapter section" in rows["brightfield-C11"]["why"]
     assert "public data set" in rows["mmcs-C12"]["why"]
     assert chapter_status(list(rows.values()), "organoid") == ("partly", 2, 10)
     assert chapter_status(list(rows.values()), "mmcs")[0] == "not yet"

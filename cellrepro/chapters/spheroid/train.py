@@ -1,0 +1,345 @@
+"""Training and evaluating the spheroid chapter's models: Mask R-CNN, DSCMask R-CNN, SSC, U-Net++.
+
+The views of a stack (Sec. 3.1-3.3 of Nguyen et al. 2024), computed once by :func:`make_scenes`:
+
+* ``weak``: SBS-Stacking of the ``k`` best slices (the labelled input, Sec. 3.2);
+* ``strong``: focus stacking of all slices (DSC's strongly augmented view, same pixel grid);
+* ``sparse``: SBS-Stacking of ``sparse_k`` < ``k`` slices (SSC's few-slice images, Sec. 3.3).
+
+:func:`train_maskrcnn` trains Mask R-CNN on the weak views, with the consistency term of
+Eq. 13-14 (``dsc=True``) or without; :func:`train_ssc` adds the SSC scheme: train saving K
+checkpoints, score the stability of every unlabelled sparse image across them, keep those with
+stability above 0.8, pseudo-label them with the last checkpoint and train again from scratch on
+labelled + reliable (ST++'s re-training, which Sec. 3.3 follows). :func:`evaluate` gives Table 1's
+COCO metrics on held-out stacks (their weak views: the paper evaluates on SBS-stacked images).
+
+Every model trains on whole images with random flips, Adam as in Sec. 4.2 (lr 1e-3, weight
+decay 1e-4, decay by 0.1), in fp32 (bf16 would round box coordinates to about a pixel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ...data.types import ZStack
+from ...nets.maskrcnn import build_spheroid_maskrcnn, detect, instance_targets
+from ...train import fit, release, seed_everything
+from . import instances_from_detections, table1_ap
+from .dsc import LAMBDA, TAU, dsc_step
+from .ssc import TAU as SSC_TAU
+from .ssc import checkpoint_epochs, pseudo_targets, select_reliable
+
+
+@dataclass
+class Scene:
+    """The views of one stack (see the module docstring) and its labels; images in [0, 1]."""
+
+    name: str
+    weak: np.ndarray
+    strong: np.ndarray
+    sparse: np.ndarray
+    labels: np.ndarray | None
+    classes: dict[int, int] = field(default_factory=dict)
+
+
+def _unit(image: np.ndarray) -> np.ndarray:
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def rankings(stacks: Sequence[ZStack], normalize: str = "stack", progress: bool = True,
+             **blur_kwargs: Any) -> list[np.ndarray]:
+    """Each stack's slices, best first by the Eq. 9 scores of its blur maps (``normalize`` as in
+    :func:`make_scenes`): computed once, they serve every ``k``."""
+    from ...stacking import blur_map, slice_scores
+
+    return [np.argsort(-slice_scores(blur_map(s.stack, normalize=normalize, **blur_kwargs)), kind="stable")
+            for s in tqdm(stacks, desc="blur maps", unit="stack", disable=not progress)]
+
+
+def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str = "stack", progress: bool = True,
+                orders: Sequence[np.ndarray] | None = None, **blur_kwargs: Any) -> list[Scene]:
+    """The weak, strong and sparse views of every stack (one computation of the blur maps each).
+
+    ``normalize`` chooses the blur maps that rank the slices: ``"stack"`` (default) ranks them
+    in focus order on the synthetic stacks, the paper's per-slice HiFST maps (``"slice"``) rank
+    them nearly in reverse (see the stacking section), which would make the weak view the worst
+    one; the choice is a parameter of every notebook that trains. ``orders`` (from
+    :func:`rankings`) skips the blur maps.
+    """
+    from ...stacking import focus_stack
+
+    if not 1 <= sparse_k < k:
+        raise ValueError(f"sparse_k must be between 1 and k - 1 = {k - 1}, got {sparse_k}")
+    for s in stacks:
+        if k > len(s.stack):
+            raise ValueError(f"{s.name}: k = {k} but the stack has {len(s.stack)} slices")
+    orders = orders if orders is not None else rankings(stacks, normalize, progress, **blur_kwargs)
+    scenes = []
+    for s, order in zip(stacks, orders):
+
+        def stacked(n: int) -> np.ndarray:
+            keep = np.sort(order[:n])
+            return s.stack[keep[0]] if n == 1 else focus_stack(s.stack[keep], align_slices=False)
+
+        scenes.append(Scene(s.name, _unit(stacked(k)), _unit(focus_stack(s.stack, align_slices=False)),
+                            _unit(stacked(sparse_k)), s.labels, dict(s.classes)))
+    return scenes
+
+
+def spread_ratio(values: Sequence[Sequence[float]], reference: Sequence[float],
+                 confidence: float = 0.95) -> dict[str, float]:
+    """Seed spread of some settings against a reference setting (claim spheroid-C9).
+
+    ``values``: per setting (e.g. each small k), the per-seed results; ``reference``: the
+    per-seed results at the reference (k = 8). Returns the ratio of the pooled standard deviation
+    to the reference's (``mean``) with an F-distribution interval (``low``, ``high``; normal
+    errors assumed) and ``n`` the seeds at the reference.
+    """
+    from scipy import stats
+
+    groups = [np.asarray(v, float) for v in values]
+    ref = np.asarray(reference, float)
+    df1 = sum(len(g) - 1 for g in groups)
+    df2 = len(ref) - 1
+    if df1 < 1 or df2 < 1:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": len(ref)}
+    pooled = sum(((g - g.mean()) ** 2).sum() for g in groups) / df1
+    var_ref = ref.var(ddof=1)
+    if var_ref == 0:
+        return {"mean": float("inf"), "low": float("nan"), "high": float("nan"), "n": len(ref)}
+    f = pooled / var_ref
+    a = (1 - confidence) / 2
+    return {"mean": float(np.sqrt(f)), "low": float(np.sqrt(f / stats.f.ppf(1 - a, df1, df2))),
+            "high": float(np.sqrt(f / stats.f.ppf(a, df1, df2))), "n": len(ref)}
+
+
+@dataclass
+class Settings:
+    """Training settings. Defaults: the CPU-feasible reduced variant (ResNet-18, 64-channel FPN);
+    the paper trains 100 epochs with Adam, lr 1e-3, weight decay 1e-4 (Sec. 4.2)."""
+
+    backbone: str = "r18"
+    fpn_channels: int = 64
+    steps: int = 300
+    batch: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    tau: float = TAU  # Eq. 13's pixel threshold (not given in the paper)
+    lam: float = LAMBDA  # Eq. 14
+    normalize: str = "all"  # Eq. 13's normalisation, see dsc.py
+    score_threshold: float = 0.5
+    ssc_tau: float = SSC_TAU
+    ssc_checkpoints: int = 3
+    ssc_aggregate: str = "mean"
+    device: str = "auto"
+
+    def model(self):
+        return build_spheroid_maskrcnn(self.backbone, fpn_channels=self.fpn_channels)
+
+
+def _flip(x: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    return torch.flip(x, dims) if dims else x
+
+
+class _Sampler:
+    """Random batches of scenes (with replacement) with the same random flips on every view."""
+
+    def __init__(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]], seed: int):
+        self.items = items
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        while True:
+            yield self.rng.integers(0, len(self.items), 1)
+
+    def draw(self, n: int, device: torch.device) -> tuple[list, list, list]:
+        weak, strong, targets = [], [], []
+        for i in self.rng.integers(0, len(self.items), n):
+            w, s, labels, classes = self.items[i]
+            dims = [d for d, flip in zip((-2, -1), self.rng.random(2) < 0.5) if flip]
+            lab = np.ascontiguousarray(np.flip(labels, [d + 2 for d in dims]) if dims else labels)
+            weak.append(_flip(torch.from_numpy(w)[None], dims).to(device))
+            strong.append(_flip(torch.from_numpy(s)[None], dims).to(device))
+            targets.append({k: v.to(device) for k, v in instance_targets(lab, classes).items()})
+        return weak, strong, targets
+
+
+def train_maskrcnn(scenes: Sequence[Scene], settings: Settings, seed: int, dsc: bool = False,
+                   pseudo: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]] = (),
+                   checkpoint_steps: Sequence[int] = (), progress: bool = False, desc: str = "mask r-cnn"):
+    """Mask R-CNN (``dsc=False``) or DSCMask R-CNN (``dsc=True``: Eq. 14 with the consistency of
+    the strong view on the weak view's detections) on the labelled ``scenes``' weak views, plus
+    ``pseudo`` items ``(image, strong view, labels, classes)`` (SSC's re-training set).
+
+    Returns the model (CPU, eval mode) with ``train_history``, and the state dicts saved after
+    each of ``checkpoint_steps`` (SSC's checkpoints).
+    """
+    labelled = [(sc.weak, sc.strong, sc.labels, sc.classes) for sc in scenes if sc.labels is not None]
+    if not labelled:
+        raise ValueError("scenes has no labelled scene to train on")
+    seed_everything(seed)
+    model = settings.model()
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.8 * settings.steps)], gamma=0.1)  # "decay rate of 0.1"
+    sampler = _Sampler(labelled + list(pseudo), seed)
+    saved: dict[int, dict[str, torch.Tensor]] = {}
+    wanted = set(int(s) for s in checkpoint_steps)
+
+    def step(ctx, _):
+        weak, strong, targets = sampler.draw(settings.batch, ctx.device)
+        net = ctx.models["net"]
+        if dsc:
+            losses = dsc_step(net, weak, targets, strong, settings.tau, settings.lam, settings.normalize,
+                              settings.score_threshold)
+        else:
+            losses = net(weak, targets)
+        total = ctx.optimize(losses)
+        if ctx.step + 1 in wanted:
+            saved[ctx.step + 1] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        return {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach()}
+
+    history = fit({"net": model}, {"net": opt}, step, sampler, max_steps=settings.steps, schedulers={"net": sched},
+                  clip_grad=10.0, seed=seed, device=settings.device, precision="32-true", progress=progress,
+                  desc=desc)
+    release(model)
+    model.train_history = history
+    return model.eval(), [saved[s] for s in sorted(saved)]
+
+
+def predict(model, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    """Eval-mode detections of each (H, W) image (torchvision's output dicts, on the CPU)."""
+    device = next(model.parameters()).device
+    return [{k: v.cpu() for k, v in detect(model, torch.from_numpy(im)[None], device).items()} for im in images]
+
+
+def train_ssc(scenes: Sequence[Scene], unlabelled: Sequence[Scene], settings: Settings, seed: int, dsc: bool = False,
+              progress: bool = False):
+    """SSC (Sec. 3.3): train with K checkpoints, keep the unlabelled sparse images whose
+    checkpoint predictions agree (stability > ``settings.ssc_tau``), pseudo-label them with the
+    last checkpoint and train a new model on labelled + reliable.
+
+    Returns the re-trained model and a dict: ``stability`` (per unlabelled scene), ``reliable``
+    (their indices) and ``first`` (the first-round model, for comparison).
+    """
+    steps = checkpoint_epochs(settings.steps, settings.ssc_checkpoints)
+    first, states = train_maskrcnn(scenes, settings, seed, dsc, checkpoint_steps=steps, progress=progress,
+                                   desc="ssc, round 1")
+    sparse = [u.sparse for u in unlabelled]
+    per_checkpoint: list[list[dict[str, torch.Tensor]]] = []
+    probe = settings.model()
+    for state in states:
+        probe.load_state_dict(state)
+        per_checkpoint.append(predict(probe.eval(), sparse))
+    keep, stability = select_reliable(per_checkpoint, settings.ssc_tau, settings.ssc_aggregate,
+                                      score_threshold=settings.score_threshold)
+    pseudo = []
+    for i in keep:
+        t = pseudo_targets(per_checkpoint[-1][i], settings.score_threshold)
+        labels = np.zeros(sparse[i].shape, np.int32)
+        classes = {}
+        for j, (mask, cls) in enumerate(zip(t["masks"].numpy().astype(bool), t["labels"].tolist()), start=1):
+            labels[mask] = j
+            classes[j] = int(cls)
+        pseudo.append((sparse[i], unlabelled[i].strong, labels, classes))
+    model, _ = train_maskrcnn(scenes, settings, seed + 10_000, dsc, pseudo=pseudo, progress=progress,
+                              desc="ssc, round 2")
+    return model, {"stability": np.asarray(stability), "reliable": np.asarray(keep), "first": first}
+
+
+def evaluate(model, scenes: Sequence[Scene], view: str = "weak") -> dict[str, float]:
+    """Table 1's metrics (:func:`table1_ap`) on the ``view`` images of labelled held-out scenes."""
+    preds = predict(model, [getattr(sc, view) for sc in scenes])
+    return _scores(scenes, [instances_from_detections(p) for p in preds])
+
+
+def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, features: Sequence[int] | None = None,
+                 progress: bool = False):
+    """The U-Net++ baseline (Table 1's Ngo et al. rows) on the weak views: per-pixel softmax over
+    background and the three classes, cross entropy, the same optimizer, schedule and flips as
+    :func:`train_maskrcnn`. Returns the model (CPU, eval mode) with ``train_history``."""
+    from .unetpp import FEATURES, build_unetpp, unetpp_loss
+
+    labelled = [(sc.weak, sc.strong, sc.labels, sc.classes) for sc in scenes if sc.labels is not None]
+    if not labelled:
+        raise ValueError("scenes has no labelled scene to train on")
+    seed_everything(seed)
+    model = build_unetpp(features=features or FEATURES)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.8 * settings.steps)], gamma=0.1)
+    sampler = _Sampler(labelled, seed)
+
+    def step(ctx, _):
+        weak, _, targets = sampler.draw(settings.batch, ctx.device)
+        target = torch.stack([(t["masks"].long() * t["labels"][:, None, None]).amax(0) if len(t["labels"])
+                              else torch.zeros(w.shape[-2:], dtype=torch.long, device=ctx.device)
+                              for w, t in zip(weak, targets)])
+        loss = unetpp_loss(ctx.models["net"](torch.stack(weak)), target)
+        ctx.optimize(loss)
+        return {"loss": loss.detach()}
+
+    history = fit({"net": model}, {"net": opt}, step, sampler, max_steps=settings.steps, schedulers={"net": sched},
+                  clip_grad=10.0, seed=seed, device=settings.device, precision="32-true", progress=progress,
+                  desc="u-net++")
+    release(model)
+    model.train_history = history
+    return model.eval()
+
+
+def evaluate_unetpp(model, scenes: Sequence[Scene], view: str = "weak") -> dict[str, float]:
+    """Table 1's metrics for U-Net++ instances (connected components, :func:`.unetpp.instances_from_probs`)."""
+    from .unetpp import instances_from_probs, unetpp_probs
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        probs = [unetpp_probs(model, torch.from_numpy(getattr(sc, view))[None, None].to(device))[0] for sc in scenes]
+    return _scores(scenes, [instances_from_probs(p) for p in probs])
+
+
+def _scores(scenes: Sequence[Scene], instances: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    gts = [sc.labels for sc in scenes]
+    gt_classes = [np.array([sc.classes[i] for i in np.unique(sc.labels) if i > 0], np.int64) for sc in scenes]
+    return table1_ap(gts, gt_classes, instances)
+
+
+#: Table 2's arms: (name as the paper's row, DSC, SSC).
+ARMS = (("SBS + Mask R-CNN (baseline)", False, False), ("SBS + Mask R-CNN + SSC", False, True),
+        ("SBS + DSCMask R-CNN", True, False), ("SBS + DSCMask R-CNN + SSC", True, True))
+
+
+def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Sequence[Scene], settings: Settings,
+             seed: int, arms: Sequence[tuple[str, bool, bool]] = ARMS, progress: bool = False) -> list[dict[str, Any]]:
+    """Train and evaluate each arm on one seed's split; one row per arm: ``arm``, ``seed``, Table 1's
+    metrics and, for SSC arms, ``reliable`` (unlabelled images kept) and ``stability`` (their mean)."""
+    rows = []
+    for name, dsc, ssc in arms:
+        extra: dict[str, Any] = {}
+        if ssc:
+            model, info = train_ssc(labelled, unlabelled, settings, seed, dsc, progress=progress)
+            extra = {"reliable": len(info["reliable"]), "stability": float(np.mean(info["stability"]))}
+        else:
+            model, _ = train_maskrcnn(labelled, settings, seed, dsc, progress=progress, desc=name)
+        rows.append({"arm": name, "seed": seed, **evaluate(model, test), **extra})
+    return rows
+
+
+def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str, bool, bool]] = ARMS
+                      ) -> dict[str, dict[str, float]]:
+    """Main effects of DSC and SSC and their interaction in a 2 x 2 table (rows per arm and seed),
+    paired over seeds: DSC = mean over SSC levels of (with - without); interaction = (both - SSC) -
+    (DSC - baseline); ``both``: both - baseline."""
+    from ...report import paired_effect
+
+    by = {(dsc, ssc): table[table["arm"] == name].set_index("seed")[metric] for name, dsc, ssc in arms}
+    base, s, d, both = by[False, False], by[False, True], by[True, False], by[True, True]
+    return {"DSC": paired_effect(((d - base) + (both - s)) / 2), "SSC": paired_effect(((s - base) + (both - d)) / 2),
+            "interaction": paired_effect((both - s) - (d - base)), "both": paired_effect(both - base)}
+
+
+__all__ = ["ARMS", "Scene", "Settings", "evaluate", "evaluate_unetpp", "factorial_effects", "make_scenes", "predict",
+           "rankings", "run_arms", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp"]

@@ -1,0 +1,66 @@
+"""The spheroid chapter's training loops on a few tiny synthetic stacks: views, DSC, SSC, evaluation."""
+
+import numpy as np
+import pytest
+
+from cellrepro.chapters.spheroid import train as sph
+from cellrepro.data.synthetic import dic_spheroid
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    stacks = dic_spheroid.generate(n=3, size=48, slices=5, seed=0)
+    return sph.make_scenes(stacks, k=3, sparse_k=2, progress=False, scales=(7, 15))
+
+
+def test_views_share_the_pixel_grid_and_the_labels(scenes):
+    sc = scenes[0]
+    assert sc.weak.shape == sc.strong.shape == sc.sparse.shape == sc.labels.shape == (48, 48)
+    assert all(0 <= v.min() and v.max() <= 1 for v in (sc.weak, sc.strong, sc.sparse))
+    assert not np.array_equal(sc.weak, sc.strong)
+    with pytest.raises(ValueError, match="sparse_k must be between 1 and k - 1"):
+        sph.make_scenes([], k=3, sparse_k=3)
+
+
+def test_dsc_and_ssc_train_and_evaluate(scenes):
+    settings = sph.Settings(steps=3, batch=2, device="cpu")
+    model, saved = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True, checkpoint_steps=[1, 3])
+    assert len(saved) == 2 and "loss_consistency" in model.train_history.columns
+    assert np.isfinite(model.train_history["loss"]).all()
+    scores = sph.evaluate(model, scenes[2:])
+    assert set(scores) == {"bbox_AP", "bbox_AP50", "bbox_AP75", "mask_AP", "mask_AP50", "mask_AP75"}
+    ssc_model, info = sph.train_ssc(scenes[:2], scenes[2:], settings, seed=0)
+    assert len(info["stability"]) == 1 and 0 <= info["stability"][0] <= 1
+    assert set(info["reliable"].tolist()) <= {0}
+
+
+def test_unetpp_baseline_trains_and_is_scored_like_mask_rcnn(scenes):
+    from cellrepro.chapters.spheroid.unetpp import SMALL_FEATURES
+
+    settings = sph.Settings(steps=2, batch=2, device="cpu")
+    model = sph.train_unetpp(scenes[:2], settings, seed=0, features=SMALL_FEATURES)
+    assert len(model.train_history) == 2 and np.isfinite(model.train_history["loss"]).all()
+    scores = sph.evaluate_unetpp(model, scenes[2:])
+    assert set(scores) == {"bbox_AP", "bbox_AP50", "bbox_AP75", "mask_AP", "mask_AP50", "mask_AP75"}
+
+
+def test_factorial_effects_on_a_hand_made_table():
+    import pandas as pd
+
+    rows = []
+    for seed, base in ((0, 0.5), (1, 0.6)):
+        for (name, dsc, ssc), gain in zip(sph.ARMS, (0.0, 0.02, 0.01, 0.05)):
+            rows.append({"arm": name, "seed": seed, "mask_AP": base + gain})
+    eff = sph.factorial_effects(pd.DataFrame(rows), "mask_AP")
+    assert eff["DSC"]["mean"] == pytest.approx(((0.01 - 0) + (0.05 - 0.02)) / 2)
+    assert eff["SSC"]["mean"] == pytest.approx(((0.02 - 0) + (0.05 - 0.01)) / 2)
+    assert eff["interaction"]["mean"] == pytest.approx((0.05 - 0.02) - (0.01 - 0))
+    assert eff["both"]["mean"] == pytest.approx(0.05) and eff["both"]["n"] == 2
+
+
+def test_spread_ratio_interval():
+    small = [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]  # SD 0.2 each
+    ref = [0.40, 0.41, 0.42]  # SD 0.01
+    e = sph.spread_ratio(small, ref)
+    assert e["mean"] == pytest.approx(20.0) and e["low"] < e["mean"] < e["high"] and e["n"] == 3
+    assert np.isnan(sph.spread_ratio([[0.1]], ref)["mean"])
