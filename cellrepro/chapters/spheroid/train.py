@@ -154,9 +154,9 @@ class _Sampler:
         self.items = items
         self.rng = np.random.default_rng(seed)
 
-    def __iter__(self):
+    def __iter__(self):  # fit's loader: a placeholder per step; draw() makes the batch on the device
         while True:
-            yield self.rng.integers(0, len(self.items), 1)
+            yield 0
 
     def draw(self, n: int, device: torch.device) -> tuple[list, list, list]:
         weak, strong, targets = [], [], []
