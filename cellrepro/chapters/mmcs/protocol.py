@@ -229,14 +229,26 @@ def unimodal(curve: Sequence[float], tolerance: float = 0.0) -> bool:
     return bool(np.all(np.diff(c[:k + 1]) >= -tolerance) and np.all(np.diff(c[k:]) <= tolerance))
 
 
-# The other tables' runs live in their own modules; the notebooks reach them through this one.
-from .comparisons import (ARCH_ARMS, BASELINE_ARMS, TABLE2_ROWS, TABLE8_ROWS, architecture_runs,  # noqa: E402
-                          baseline_runs, categories, stain, table2, table8)
-from .sweeps import (TABLE5_COLUMNS, argmax_shift, best_checkpoint, epochs_to_updates, gap_to_best,  # noqa: E402
-                     schedule, schedule_run, table5, weight_runs)
+# The other tables' runs live in their own modules; the notebooks reach them through this one. They
+# import this module, so they are resolved on first use (PEP 562): importing either of them first works.
+_ELSEWHERE = {
+    "comparisons": ("ARCH_ARMS", "BASELINE_ARMS", "TABLE2_ROWS", "TABLE8_ROWS", "architecture_runs", "baseline_runs",
+                    "categories", "stain", "table2", "table8"),
+    "sweeps": ("TABLE5_COLUMNS", "argmax_shift", "best_checkpoint", "epochs_to_updates", "gap_to_best", "schedule",
+               "schedule_run", "table5", "weight_runs"),
+}
 
-__all__ = ["ARCH_ARMS", "BASELINE_ARMS", "TABLE2_ROWS", "TABLE8_ROWS", "architecture_runs", "baseline_runs",
-           "categories", "external_test_set", "stain", "table2", "table8", "DATASETS", "NUCLEUS_ARMS", "PHASES", "TABLE5_COLUMNS", "TEST_SEED", "TrainingSets", "VAL_SEED", "argmax_shift",
-           "best_checkpoint", "diameter_sweep", "epochs_to_updates", "gap_to_best", "labelled_set", "nucleus_runs",
-           "paired", "phase_runs", "pretrain_set", "schedule", "schedule_run", "seed_means", "table1", "table3", "table4", "table5",
-           "test_set", "training_sets", "unimodal", "validation_set", "weight_runs"]
+
+def __getattr__(name: str):
+    import importlib
+
+    for module, names in _ELSEWHERE.items():
+        if name in names:
+            return getattr(importlib.import_module(f".{module}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["DATASETS", "NUCLEUS_ARMS", "PHASES", "TEST_SEED", "TrainingSets", "VAL_SEED", "diameter_sweep",
+           "external_test_set", "labelled_set", "nucleus_runs", "paired", "phase_runs", "pretrain_set", "seed_means",
+           "table1", "table3", "table4", "test_set", "training_sets", "unimodal", "validation_set"]
+__all__ += [name for names in _ELSEWHERE.values() for name in names]
