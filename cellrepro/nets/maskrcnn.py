@@ -25,7 +25,7 @@ Built from torchvision's ``MaskRCNN``, with these changes for small cell images 
 the same design (one private function assembles both): 1 input channel, 4 classes (background,
 invasive area, spheroid core, single cell), the FPN on all four ResNet stages (strides 4-64,
 :func:`resnet_fpn`) and the paper's backbones R50, R101, X101-32x4d and X101-64x4d
-(:data:`BACKBONES`; torchvision has no ResNeXt-101 32x4d, so it is built from its ``ResNet``),
+(:data:`~cellrepro.nets.backbones.BACKBONES`, :mod:`cellrepro.nets.backbones`),
 plus ResNet-18 as the reduced variant for a CPU. :func:`load_weights` starts a model from a saved
 state dict; :func:`detect` and :func:`paint_detections` are the two halves of
 :func:`predict_maskrcnn`.
@@ -34,26 +34,24 @@ state dict; :func:`detect` and :func:`paint_detections` are the two halves of
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models import resnet
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..data.crops import CropSampler
 from ..data.types import CellImage
 from ..train import fit, release, seed_everything
+from .backbones import BACKBONES, resnet_fpn  # noqa: F401  (BACKBONES: the names build_spheroid_maskrcnn takes)
+from .weights import mismatch, read_state_dict
 
 #: Instances cut by a training crop to fewer pixels than this are not targets.
 MIN_CROP_PIXELS = 4
@@ -64,70 +62,6 @@ class NoResizeTransform(GeneralizedRCNNTransform):
 
     def resize(self, image, target=None):
         return image, target
-
-
-def _x101_32x4d(weights: None = None, **kwargs) -> ResNet:
-    """ResNeXt-101 32x4d (Xie et al. 2017, the spheroid paper's "X101-32x4d"): torchvision has
-    the 32x8d and 64x4d variants only, so it is built from torchvision's own ``ResNet`` (and has
-    no downloadable ``weights``)."""
-    if weights is not None:
-        raise ValueError(f"weights: torchvision has no ResNeXt-101 32x4d weights, got {weights!r}")
-    return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, **kwargs)
-
-
-#: Backbone names of :func:`resnet_fpn` -> a torchvision ResNet constructor. ``r50``, ``r101``,
-#: ``x101_32x4d`` and ``x101_64x4d`` are the spheroid paper's Table 1 backbones; ``r18`` is the
-#: reduced variant (a CPU budget), and the full torchvision names keep :func:`build_maskrcnn` working.
-BACKBONES: dict[str, Callable[..., ResNet]] = {
-    "r18": resnet.resnet18, "r50": resnet.resnet50, "r101": resnet.resnet101,
-    "x101_32x4d": _x101_32x4d, "x101_64x4d": resnet.resnext101_64x4d,
-}
-
-
-def _resnet(name: str) -> ResNet:
-    """A randomly initialised torchvision ResNet with ordinary (trainable) BatchNorm."""
-    if name in BACKBONES:
-        return BACKBONES[name](weights=None, norm_layer=nn.BatchNorm2d)
-    build = getattr(resnet, name, None)
-    if not name.startswith(("resnet", "resnext", "wide_resnet")) or build is None:
-        raise ValueError(f"backbone must be one of {sorted(BACKBONES)} or a torchvision ResNet name "
-                         f"('resnet18', 'resnet50', ...), got {name!r}")
-    return build(weights=None, norm_layer=nn.BatchNorm2d)
-
-
-def resnet_fpn(backbone: str, in_channels: int = 1, fpn_channels: int = 256,
-               returned_layers: Sequence[int] = (1, 2, 3, 4)) -> BackboneWithFPN:
-    """A randomly initialised ResNet + FPN (Lin et al. 2017), every layer trainable, plain BatchNorm.
-
-    Args:
-        backbone: a key of :data:`BACKBONES` or a torchvision ResNet name.
-        in_channels: input channels (the first convolution is replaced when it is not 3).
-        fpn_channels: channels of every pyramid level (256 in Lin et al. and torchvision).
-        returned_layers: ResNet stages (1-4, strides 4-32) the FPN takes; the FPN adds a
-            max-pooled level (``"pool"``) after the last one.
-
-    Returns:
-        torchvision's ``BackboneWithFPN``: ``(B, in_channels, H, W)`` -> ordered dict of
-        ``(B, fpn_channels, H / s, W / s)`` maps, keys ``"0"``, ``"1"``, ... and ``"pool"``.
-
-    >>> fpn = resnet_fpn("r18", in_channels=1, fpn_channels=32)
-    >>> {k: tuple(v.shape) for k, v in fpn(torch.rand(1, 1, 64, 64)).items()}["pool"]
-    (1, 32, 1, 1)
-    """
-    if not returned_layers or any(k not in (1, 2, 3, 4) for k in returned_layers) \
-            or list(returned_layers) != sorted(set(returned_layers)):
-        raise ValueError(f"returned_layers must be increasing ResNet stages in 1..4, got {tuple(returned_layers)}")
-    body = _resnet(backbone)
-    stage2 = body.inplanes // 8  # stage widths: 64 (BasicBlock) or 256 (Bottleneck) times 2 ** (k - 1)
-    fpn = BackboneWithFPN(body, {f"layer{k}": str(i) for i, k in enumerate(returned_layers)},
-                          [stage2 * 2 ** (k - 1) for k in returned_layers], fpn_channels,
-                          extra_blocks=LastLevelMaxPool())
-    if in_channels != 3:
-        old = fpn.body.conv1
-        conv = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's ResNet
-        fpn.body.conv1 = conv
-    return fpn
 
 
 def _mask_rcnn(body: BackboneWithFPN, in_channels: int, num_classes: int, anchor_sizes: Sequence[int],
@@ -233,40 +167,24 @@ def build_spheroid_maskrcnn(backbone: str = "r50", in_channels: int = 1, num_cla
     return model
 
 
-def _few(keys: Sequence[str], n: int = 5) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
-
-
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load the state dict saved at ``path`` into ``model`` (in place; returns ``model``).
 
-    The file must hold a state dict (name -> tensor) with exactly the model's keys and shapes,
-    loaded with ``weights_only=True``; anything else raises ``FileNotFoundError`` or
-    ``ValueError`` naming the file and the keys that are missing, unexpected or of another shape.
+    It must have exactly the model's keys and shapes (:func:`~cellrepro.nets.weights.read_state_dict`
+    reads it); otherwise ``FileNotFoundError`` or ``ValueError`` names the file and the keys that are
+    missing, unexpected or of another shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights: no file {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickle of something else, or not a torch file at all
-        raise ValueError(f"weights: {path} is not a torch state dict file ({type(e).__name__}: {e})") from e
-    if not isinstance(state, Mapping):
-        raise ValueError(f"weights: {path} must hold a state dict (parameter name -> tensor), "
-                         f"got {type(state).__name__}")
-    odd = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if odd:
-        raise ValueError(f"weights: {path} must hold a state dict (parameter name -> tensor), but the values of "
-                         f"{_few(odd)} are not tensors (a checkpoint that wraps one?)")
+    state = read_state_dict(path)
     own = model.state_dict()
-    missing, unexpected = set(own) - set(state), set(state) - set(own)
-    reshaped = [f"{k} (saved {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-                for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    missing, unexpected, reshaped = mismatch(own, state)
     if missing or unexpected or reshaped:
-        problems = [f"{len(missing)} missing keys ({_few(missing)})" if missing else "",
-                    f"{len(unexpected)} unexpected keys ({_few(unexpected)})" if unexpected else "",
-                    f"{len(reshaped)} keys of another shape ({_few(reshaped, 3)})" if reshaped else ""]
+        def few(keys: list[str], n: int = 5) -> str:
+            return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+        reshaped = [f"{k} (saved {tuple(state[k].shape)}, model {tuple(own[k].shape)})" for k in reshaped]
+        problems = [f"{len(missing)} missing keys ({few(missing)})" if missing else "",
+                    f"{len(unexpected)} unexpected keys ({few(unexpected)})" if unexpected else "",
+                    f"{len(reshaped)} keys of another shape ({few(reshaped, 3)})" if reshaped else ""]
         raise ValueError(f"weights: {path} does not fit this model: " + "; ".join(p for p in problems if p))
     model.load_state_dict(state)
     return model

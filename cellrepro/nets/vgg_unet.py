@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .weights import mismatch, read_state_dict
+
 #: Boundaries of the encoder stages in ``vgg16_bn().features``: stage s is ``features[STAGES[s]:STAGES[s + 1]]``
 #: (each after the first starts with a max pool; index 43, VGG's fifth pool, is left out).
 STAGES = (0, 6, 13, 23, 33, 43)
@@ -134,22 +136,11 @@ class VGGUNet(nn.Module):
                 (the message names the first missing, unexpected or mis-shaped keys).
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights: no file {path} (expected a state dict saved with torch.save)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip or weights-only errors: all mean "not a state dict we can read"
-            raise ValueError(f"weights: {path} is not a torch state dict ({type(exc).__name__}: {exc})") from exc
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ValueError(f"weights: {path} must hold a dict of tensors (a state dict), got {type(state).__name__}")
+        state = read_state_dict(path)
         own = self.state_dict()
         if not set(state) & set(own):  # a torchvision vgg16_bn file: map features.N.* onto the encoder
             state = self._from_torchvision(state, path)
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+        missing, unexpected, shapes = mismatch(own, state)
         if missing or unexpected or shapes:
             def few(keys):
                 return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
