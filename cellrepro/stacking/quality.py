@@ -13,20 +13,17 @@ from .fuse import focus_stack
 from .select import check_stack, slice_scores
 
 
-def tenengrad(image: np.ndarray, sigma: float = 1.0) -> float:
-    """Focus measure: mean squared Sobel gradient of the Gaussian-smoothed image."""
-    from scipy import ndimage as ndi
-
-    g = ndi.gaussian_filter(np.asarray(image, float), sigma)
-    return float(np.mean(ndi.sobel(g, 0) ** 2 + ndi.sobel(g, 1) ** 2))
-
-
 def gradient_energy(image: np.ndarray, where: np.ndarray, sigma: float = 1.0) -> float:
     """Mean squared Sobel gradient of the Gaussian-smoothed image over the pixels ``where``."""
     from scipy import ndimage as ndi
 
     g = ndi.gaussian_filter(np.asarray(image, float), sigma)
     return float(np.mean((ndi.sobel(g, 0) ** 2 + ndi.sobel(g, 1) ** 2)[where]))
+
+
+def tenengrad(image: np.ndarray, sigma: float = 1.0) -> float:
+    """Focus measure: mean squared Sobel gradient of the Gaussian-smoothed image (everywhere)."""
+    return gradient_energy(image, np.ones(np.shape(image), bool), sigma)
 
 
 def regions(labels: np.ndarray, margin: int = 2) -> dict[str, np.ndarray]:
