@@ -142,6 +142,24 @@ def test_consistency_term_trains_the_student_path_and_not_the_targets(reduced_mo
     assert grads["rpn.head.conv.0.0.weight"] is None
 
 
+def test_weak_detections_threshold_before_nms_keeps_the_same_detections(reduced_model):
+    """The score threshold applied inside roi_heads (before NMS and the mask head) keeps exactly the
+    detections that filtering the full eval output keeps, and restores the model's own threshold."""
+    torch.manual_seed(3)
+    weak = [torch.rand(1, 64, 64), torch.rand(1, 64, 64)]
+    floor = reduced_model.roi_heads.score_thresh
+    full = weak_detections(reduced_model, weak, score_threshold=0.0)
+    scores = torch.cat([d["scores"] for d in full])
+    cut = float(scores.median())  # about half of the boxes on each side
+    assert (scores >= cut).any() and (scores < cut).any()
+    cut_dets = weak_detections(reduced_model, weak, score_threshold=cut)
+    assert reduced_model.roi_heads.score_thresh == floor
+    for f, c in zip(full, cut_dets):
+        keep = f["scores"] >= cut
+        for key in ("boxes", "labels", "scores", "masks"):
+            assert torch.equal(f[key][keep], c[key]), key
+
+
 def test_dsc_loss_without_detections_is_zero(reduced_model):
     none = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 28, 28)}]
     assert float(dsc_loss(reduced_model, [torch.rand(1, 64, 64)], none)) == 0.0

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN
@@ -131,8 +132,15 @@ def weak_detections(model: MaskRCNN, images: Sequence[torch.Tensor], score_thres
     ``roi_heads`` output before pasting), keeping detections scoring at least ``score_threshold``.
     The model's train/eval mode is restored.
     """
-    was_training = model.training
+    was_training, heads = model.training, model.roi_heads
+    floor = heads.score_thresh
     model.eval()
+    # Boxes scoring below score_threshold are dropped before NMS and the mask head instead of
+    # after: NMS only lets a box suppress lower-scoring ones, so the detections kept are the same,
+    # and the mask head (most of the cost while an untrained model emits hundreds of weak boxes)
+    # runs only on them. roi_heads keeps scores > score_thresh (float32), hence the next float32 below.
+    if score_threshold > floor:
+        heads.score_thresh = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
     try:
         with torch.no_grad():
             batch, _ = model.transform(list(images))
@@ -140,6 +148,7 @@ def weak_detections(model: MaskRCNN, images: Sequence[torch.Tensor], score_thres
             proposals, _ = model.rpn(batch, features)
             detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
     finally:
+        heads.score_thresh = floor
         model.train(was_training)
     out = []
     for d in detections:
