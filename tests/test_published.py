@@ -5,26 +5,19 @@ record's ``source_hash`` no longer matches, see :func:`cellrepro.record.stale`),
 published record is not from the ``book`` profile, or when a chapter was never published.
 The fix is to re-run it: ``cellrepro run <paper/experiment> --profile book --out book/<paper>``
 (or ``cellrepro book --profile book``) and commit the result.
-
-One exception: a notebook ``book.yml`` marks GPU-only (``_gpu_only``) that has not yet had a GPU
-to run on may be published from the ``smoke`` profile. Its page then carries the smoke banner
-("numbers only show that the code runs"), its verdicts stay off the claims page, and the section
-says that its book run awaits a GPU; ``cellrepro book --profile book`` on a GPU replaces it.
 """
 
-from cellrepro.profile import gpu_only
 from cellrepro.record import published
 
 
 def test_every_published_chapter_is_current_and_from_the_book_profile(repo):
     problems = []
-    awaiting_gpu = set(gpu_only(repo))
     for nb in repo.toc_notebooks():
         pub = published(repo, nb)
         if pub is None:
             problems.append(f"{nb.key}: no published record (book/{nb.key}.record.json)")
             continue
-        if pub["profile"] != "book" and not (pub["profile"] == "smoke" and nb.key in awaiting_gpu):
+        if pub["profile"] != "book":
             problems.append(f"{nb.key}: published from the {pub['profile']!r} profile, not 'book'")
         if pub["stale"]:
             problems.append(f"{nb.key}: stale (source hash {pub['source_hash']}; the notebook changed since it ran)")

@@ -64,3 +64,26 @@ def test_spread_ratio_interval():
     e = sph.spread_ratio(small, ref)
     assert e["mean"] == pytest.approx(20.0) and e["low"] < e["mean"] < e["high"] and e["n"] == 3
     assert np.isnan(sph.spread_ratio([[0.1]], ref)["mean"])
+
+
+def test_run_arms_shares_the_round_without_ssc_with_ssc_first_round(scenes, monkeypatch):
+    """Saving checkpoints changes nothing in training, so the arm without SSC is SSC's first round:
+    run_arms trains it once (four rounds for four arms, not six) and the rows are those of separate runs."""
+    import torch
+
+    settings = sph.Settings(steps=3, batch=2, device="cpu")
+    plain, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0)
+    saving, states = sph.train_maskrcnn(scenes[:2], settings, seed=0, checkpoint_steps=[1, 2, 3])
+    assert all(torch.equal(v, saving.state_dict()[k]) for k, v in plain.state_dict().items())
+    assert all(torch.equal(v, states[-1][k]) for k, v in plain.state_dict().items())
+    with pytest.raises(ValueError, match="first_round has 1 checkpoints; SSC needs 3"):
+        sph.train_ssc(scenes[:2], scenes[2:], settings, seed=0, first_round=(saving, states[:1]))
+
+    calls = []
+    real = sph.train_maskrcnn
+    monkeypatch.setattr(sph, "train_maskrcnn", lambda *a, **kw: calls.append(kw.get("desc")) or real(*a, **kw))
+    rows = sph.run_arms(scenes[:2], scenes[2:], scenes[2:], settings, seed=0)
+    assert [r["arm"] for r in rows] == [name for name, _, _ in sph.ARMS]
+    assert len(calls) == 4  # two first rounds (without / with DSC) and two SSC re-trainings
+    alone = sph.evaluate(plain, scenes[2:])
+    assert rows[0]["mask_AP"] == alone["mask_AP"] and rows[0]["bbox_AP"] == alone["bbox_AP"]

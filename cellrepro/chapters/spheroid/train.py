@@ -225,17 +225,26 @@ def predict(model, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]
 
 
 def train_ssc(scenes: Sequence[Scene], unlabelled: Sequence[Scene], settings: Settings, seed: int, dsc: bool = False,
-              progress: bool = False):
+              progress: bool = False, first_round: tuple[Any, list[dict[str, torch.Tensor]]] | None = None):
     """SSC (Sec. 3.3): train with K checkpoints, keep the unlabelled sparse images whose
     checkpoint predictions agree (stability > ``settings.ssc_tau``), pseudo-label them with the
     last checkpoint and train a new model on labelled + reliable.
+
+    ``first_round``: the first round already trained, as :func:`train_maskrcnn` returns it with
+    ``checkpoint_steps=checkpoint_epochs(settings.steps, settings.ssc_checkpoints)`` and the same
+    ``scenes``, ``settings``, ``seed`` and ``dsc`` (it is the model of the same arm without SSC,
+    which :func:`run_arms` trains once for both).
 
     Returns the re-trained model and a dict: ``stability`` (per unlabelled scene), ``reliable``
     (their indices) and ``first`` (the first-round model, for comparison).
     """
     steps = checkpoint_epochs(settings.steps, settings.ssc_checkpoints)
-    first, states = train_maskrcnn(scenes, settings, seed, dsc, checkpoint_steps=steps, progress=progress,
-                                   desc="ssc, round 1")
+    if first_round is None:
+        first_round = train_maskrcnn(scenes, settings, seed, dsc, checkpoint_steps=steps, progress=progress,
+                                     desc="ssc, round 1")
+    first, states = first_round
+    if len(states) != len(steps):
+        raise ValueError(f"first_round has {len(states)} checkpoints; SSC needs {len(steps)} (after updates {steps})")
     sparse = [u.sparse for u in unlabelled]
     per_checkpoint: list[list[dict[str, torch.Tensor]]] = []
     probe = settings.model()
@@ -321,15 +330,28 @@ ARMS = (("SBS + Mask R-CNN (baseline)", False, False), ("SBS + Mask R-CNN + SSC"
 def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Sequence[Scene], settings: Settings,
              seed: int, arms: Sequence[tuple[str, bool, bool]] = ARMS, progress: bool = False) -> list[dict[str, Any]]:
     """Train and evaluate each arm on one seed's split; one row per arm: ``arm``, ``seed``, Table 1's
-    metrics and, for SSC arms, ``reliable`` (unlabelled images kept) and ``stability`` (their mean)."""
+    metrics and, for SSC arms, ``reliable`` (unlabelled images kept), ``stabilities`` (each unlabelled
+    image's) and ``stability`` (their mean).
+
+    An arm without SSC and SSC's first round with the same DSC setting are the same training (same
+    data, settings and seed; saving checkpoints draws no random number), so it runs once and
+    serves both: the four arms cost four training rounds instead of six."""
     rows = []
+    rounds: dict[bool, tuple[Any, list[dict[str, torch.Tensor]]]] = {}
+    steps = checkpoint_epochs(settings.steps, settings.ssc_checkpoints)
     for name, dsc, ssc in arms:
+        if dsc not in rounds:
+            wanted = steps if any(s for _, d, s in arms if d == dsc) else ()
+            rounds[dsc] = train_maskrcnn(labelled, settings, seed, dsc, checkpoint_steps=wanted, progress=progress,
+                                         desc=name)
         extra: dict[str, Any] = {}
         if ssc:
-            model, info = train_ssc(labelled, unlabelled, settings, seed, dsc, progress=progress)
-            extra = {"reliable": len(info["reliable"]), "stability": float(np.mean(info["stability"]))}
+            model, info = train_ssc(labelled, unlabelled, settings, seed, dsc, progress=progress,
+                                    first_round=rounds[dsc])
+            extra = {"reliable": len(info["reliable"]), "stability": float(np.mean(info["stability"])),
+                     "stabilities": [float(v) for v in info["stability"]]}
         else:
-            model, _ = train_maskrcnn(labelled, settings, seed, dsc, progress=progress, desc=name)
+            model = rounds[dsc][0]
         rows.append({"arm": name, "seed": seed, **evaluate(model, test), **extra})
     return rows
 
