@@ -149,6 +149,20 @@ class Settings:
         return build_spheroid_maskrcnn(self.backbone, fpn_channels=self.fpn_channels, rois=self.rois)
 
 
+def _labelled(scenes: Sequence[Scene]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]]:
+    """The ``(weak, strong, labels, classes)`` training items of the labelled ``scenes``."""
+    labelled = [(sc.weak, sc.strong, sc.labels, sc.classes) for sc in scenes if sc.labels is not None]
+    if not labelled:
+        raise ValueError("scenes has no labelled scene to train on")
+    return labelled
+
+
+def _optimizer(model: torch.nn.Module, settings: Settings):
+    """Sec. 4.2's Adam (fused) and its "decay rate of 0.1", after 80 % of the updates."""
+    opt = adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.8 * settings.steps)], gamma=0.1)
+
+
 def _flip(x: torch.Tensor, dims: list[int]) -> torch.Tensor:
     return torch.flip(x, dims) if dims else x
 
@@ -186,13 +200,10 @@ def train_maskrcnn(scenes: Sequence[Scene], settings: Settings, seed: int, dsc: 
     Returns the model (CPU, eval mode) with ``train_history``, and the state dicts saved after
     each of ``checkpoint_steps`` (SSC's checkpoints).
     """
-    labelled = [(sc.weak, sc.strong, sc.labels, sc.classes) for sc in scenes if sc.labels is not None]
-    if not labelled:
-        raise ValueError("scenes has no labelled scene to train on")
+    labelled = _labelled(scenes)
     seed_everything(seed)
     model = settings.model()
-    opt = adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.8 * settings.steps)], gamma=0.1)  # "decay rate of 0.1"
+    opt, sched = _optimizer(model, settings)
     sampler = _Sampler(labelled + list(pseudo), seed)
     saved: dict[int, dict[str, torch.Tensor]] = {}
     wanted = set(int(s) for s in checkpoint_steps)
@@ -280,13 +291,10 @@ def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, feature
     :func:`train_maskrcnn`. Returns the model (CPU, eval mode) with ``train_history``."""
     from .unetpp import FEATURES, build_unetpp, unetpp_loss
 
-    labelled = [(sc.weak, sc.strong, sc.labels, sc.classes) for sc in scenes if sc.labels is not None]
-    if not labelled:
-        raise ValueError("scenes has no labelled scene to train on")
+    labelled = _labelled(scenes)
     seed_everything(seed)
     model = build_unetpp(features=features or FEATURES)
-    opt = adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.8 * settings.steps)], gamma=0.1)
+    opt, sched = _optimizer(model, settings)
     sampler = _Sampler(labelled, seed)
 
     def step(ctx, _):
