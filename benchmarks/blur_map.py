@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 from cellrepro.stacking import blur
 
 

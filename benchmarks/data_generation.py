@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from cellrepro import data
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from skimage.segmentation import expand_labels
 
-from cellrepro.hardware import timed
+from cellrepro.engine.hardware import timed
 from cellrepro.instances import flows_to_masks, masks_to_flows
 from cellrepro.instances.flows import cluster_end_points, follow_flows
 from cellrepro.metrics import instance_scores
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 
 
 def cells(size: int, n: int, radius: float = 20, seed: int = 0) -> np.ndarray:

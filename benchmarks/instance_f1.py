@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from cellrepro.metrics import instance_scores, match
 from cellrepro.metrics.instance import Overlaps, relabel
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 
 
 def voronoi_cells(size: int, cells: int, seed: int = 0) -> np.ndarray:

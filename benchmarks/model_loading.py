@@ -54,7 +54,7 @@ from cellrepro.chapters.multimodal.loading import load_times
 from cellrepro.chapters.multimodal.pipeline import GENERAL, Pipeline
 from cellrepro.data.synthetic.multimodal import make_image
 from cellrepro.data.types import MODALITIES
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 
 WIDTHS = {
     "book": train.Settings(),

@@ -24,7 +24,7 @@ import torch
 from cellrepro import data
 from cellrepro.chapters.spheroid import train as sph
 from cellrepro.chapters.spheroid.ssc import TAU, checkpoint_epochs, select_reliable
-from cellrepro.record import machine_device
+from cellrepro.publish.record import machine_device
 
 
 def backbones(scenes, steps: int, device: str) -> None:

@@ -23,7 +23,7 @@ import sys
 from typing import Any, Callable
 
 from . import PAPERS, CellreproError, __version__
-from .project import PROFILES, Project
+from .publish.project import PROFILES, Project
 
 # Choices spelled out here so that `cellrepro --help` imports neither torch nor scipy (it stays
 # under a second); tests/test_cli.py checks each against the module that owns it.
@@ -54,7 +54,7 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .record import published, read_record
+    from .publish.record import published, read_record
 
     project = _project(args)
     notebooks = project.notebooks()
@@ -101,7 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_notebook
+    from .publish.runner import run_notebook
 
     overrides: dict[str, str] = {}
     for name, value in args.param or []:
@@ -122,7 +122,7 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, dict) and "verdict" in value:
-        from .verdicts import effect_text
+        from .publish.verdicts import effect_text
 
         effect, interval = effect_text(value)
         return f"{value['verdict']} ({value.get('metric') or 'effect'} {effect}, {interval}; profile {value.get('profile')})"
@@ -132,7 +132,7 @@ def _show(value: Any) -> str:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from .publish.book import build_book
 
     html = build_book(_project(args), profile=args.profile, execute=not args.no_execute, jobs=args.jobs)
     print(f"book built: {html / 'index.html'}")
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     args.snakemake_args = passthrough
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .data.types import DataError  # after parsing: `--help` must not import torch or papermill
-    from .runner import NotebookFailed
+    from .publish.runner import NotebookFailed
     from .stacking import StackError
 
     try:

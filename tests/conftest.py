@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cellrepro.project import Project
+from cellrepro.publish.project import Project
 
 HERE = Path(__file__).parent
 REPO = HERE.parent

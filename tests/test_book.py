@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from cellrepro import CellreproError
-from cellrepro.book import build_book, staging_root
-from cellrepro.project import Project
+from cellrepro.publish.book import build_book, staging_root
+from cellrepro.publish.project import Project
 
 from book_html import problems
 
@@ -80,7 +80,7 @@ def _mark_gpu_only(tiny, keys):
 
 
 def test_gpu_only_notebook_keeps_its_published_result_without_a_gpu(tiny, monkeypatch, caplog):
-    import cellrepro.book as book
+    import cellrepro.publish.book as book
 
     published = tiny.book_dir / "demo" / "tiny.ipynb"
     published.write_text("the last published result")
@@ -98,8 +98,8 @@ def test_gpu_only_notebook_keeps_its_published_result_without_a_gpu(tiny, monkey
 
 
 def test_jobs_run_every_notebook_and_name_every_failure(tiny):
-    from cellrepro.book import execute_all
-    from cellrepro.runner import NotebookFailed
+    from cellrepro.publish.book import execute_all
+    from cellrepro.publish.runner import NotebookFailed
 
     for name in ("second", "broken"):
         shutil.copy(tiny.notebooks_dir / "demo" / "tiny.md", tiny.notebooks_dir / "demo" / f"{name}.md")
@@ -115,7 +115,7 @@ def test_jobs_run_every_notebook_and_name_every_failure(tiny):
 
 
 def test_jobs_must_be_positive(tiny):
-    from cellrepro.book import execute_all
+    from cellrepro.publish.book import execute_all
     from cellrepro.cli import build_parser
 
     assert build_parser().parse_args(["book", "--jobs", "3"]).jobs == 3

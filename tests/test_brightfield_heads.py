@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellrepro import report
+from cellrepro.publish import report
 from cellrepro.chapters.brightfield import heads as H
 from cellrepro.data.types import Field
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cellrepro import report
+from cellrepro.publish import report
 from cellrepro.chapters.brightfield import overlap_loss as O
 from cellrepro.chapters.brightfield import train as T
 from cellrepro.data.synthetic import brightfield as B

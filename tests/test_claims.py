@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cellrepro import CellreproError, report, verdicts
-from cellrepro.claims import chapter_status, claim_status, claims, inconsistencies, recorded_verdicts
-from cellrepro.record import read_logged
+from cellrepro import CellreproError
+from cellrepro.publish import report, verdicts
+from cellrepro.publish.claims import chapter_status, claim_status, claims, inconsistencies, recorded_verdicts
+from cellrepro.publish.record import read_logged
 
 REGISTER = Path(__file__).resolve().parents[1].parent / "shared" / "claims-register.md"
 COUNTS = {"spheroid": 10, "multimodal": 13, "mmcs": 13, "brightfield": 20, "organoid": 11}
@@ -97,15 +98,68 @@ def test_claim_status_reads_records_skips_smoke_and_says_why(tmp_path):
     assert "private data" in rows["organoid-C4"]["why"]
     assert "no chapter section" in rows["brightfield-C11"]["why"]
     assert "public data set" in rows["mmcs-C12"]["why"]
-    assert chapter_status(list(rows.values()), "organoid") == ("partly", 2, 10)
-    assert chapter_status(list(rows.values()), "mmcs")[0] == "not yet"
+    status = chapter_status(list(rows.values()), "organoid")
+    assert (status["judged"], status["testable"], status["old"]) == (2, 10, 2)
+    assert status["classes"]["old rule, no class"] == 2  # no interval stored: no class implied
+    assert chapter_status(list(rows.values()), "mmcs")["judged"] == 0
+
+
+def test_judge_decides_by_the_registration_and_stores_its_hash(tmp_path, monkeypatch):
+    from cellrepro.publish.claims import registration, registration_hash
+    from cellrepro.publish.decision import gate
+
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("CELLREPRO_METRICS", str(metrics))
+    monkeypatch.setenv("CELLREPRO_PROFILE", "book")
+    monkeypatch.setattr(verdicts, "_SESSION", {})
+    reg = registration("organoid-C6")
+    gates = [gate(g["name"], 1.0, at_least=0.5) for g in reg["gates"]]
+    out = verdicts.judge("organoid-C6", [0.02, 0.025, 0.03], gates=gates, seconds_per_unit=140.0)
+    assert out["verdict"] == "holds" and out["test"] == reg["test"] == "superiority"
+    assert out["registration"] == registration_hash("organoid-C6") and out["protocol"] == 2
+    assert out["paper_effect"] == reg["paper_effect"]
+    entry = read_logged(metrics)["verdict/organoid-C6"]
+    assert entry["mde"] > 0 and entry["gates"][0]["passed"] is True
+    # a registered gate the notebook did not measure fails: not testable here, named
+    out = verdicts.judge("organoid-C6", [0.02, 0.025, 0.03], gates=gates[1:])
+    assert out["verdict"] == "not testable here"
+    assert out["failed_gates"][0]["name"] == reg["gates"][0]["name"] and out["failed_gates"][0]["value"] == "not measured"
+
+
+def test_judge_refuses_what_is_shown_not_judged():
+    with pytest.raises(CellreproError, match="shown, not judged"):
+        verdicts.judge("organoid-C4", [0.1, 0.2])  # untestable: private data
+
+
+def test_a_changed_registration_marks_its_verdict_stale_and_old_verdicts_are_labelled(tmp_path, monkeypatch):
+    from cellrepro.publish import claims as mod
+
+    entry = {"claim": "organoid-C6", "verdict": "holds", "effect": 0.02, "low": 0.01, "high": 0.03, "n": 3,
+             "registration": mod.registration_hash("organoid-C6")}
+    old = {"claim": "organoid-C1", "verdict": "inconclusive", "effect": 0.005, "low": -0.004, "high": 0.014, "n": 3,
+           "threshold": "CI > 0", "paper_effect": 0.05}
+    path = tmp_path / "organoid" / "a.record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"notebook": "organoid/a", "profile": "book", "status": "ok", "started": "2026",
+                                "metrics": {"verdict/organoid-C6": entry, "verdict/organoid-C1": old}}))
+    rows = {r["id"]: r for r in claim_status(tmp_path)}
+    assert rows["organoid-C6"]["protocol"] == "registered" and not rows["organoid-C6"]["stale"]
+    assert rows["organoid-C1"]["protocol"] == "old protocol"
+    assert rows["organoid-C1"]["class"] == "smaller than the paper's"  # [-0.004, 0.014] excludes 0.05
+    assert rows["organoid-C1"]["implied"]["mde"] > 0
+    changed = dict(mod._registrations())
+    changed["organoid-C6"] = {**changed["organoid-C6"], "paper_effect": 0.02}
+    monkeypatch.setattr(mod, "_registrations", lambda: changed)
+    rows = {r["id"]: r for r in claim_status(tmp_path)}
+    assert rows["organoid-C6"]["stale"]
+    assert chapter_status(list(rows.values()), "organoid")["stale"] == 1
 
 
 def test_each_notebook_that_records_a_verdict_is_the_claims_section(repo):
     """claims.yml names, for every claim a notebook judges, that notebook's section (and no other)."""
     judged = {}
     for nb in repo.notebooks().values():
-        for cid in re.findall(r'record_verdict\(\s*"([a-z]+-C\d+)"', nb.source.read_text(encoding="utf-8")):
+        for cid in re.findall(r'(?:record_verdict|judge)\(\s*"([a-z]+-C\d+)"', nb.source.read_text(encoding="utf-8")):
             judged[cid] = nb.key.replace("/", "-")
     sections = {c["id"]: c["section"] for c in claims()}
     assert {cid: sections[cid] for cid in judged} == judged

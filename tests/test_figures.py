@@ -9,7 +9,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cellrepro import data, report  # noqa: E402
+from cellrepro import data  # noqa: E402
+from cellrepro.publish import report  # noqa: E402
 from cellrepro.data import gallery  # noqa: E402
 from cellrepro.stacking.figures import figure3, k_curves, sweep_figure  # noqa: E402
 

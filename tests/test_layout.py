@@ -5,7 +5,7 @@ import tomllib
 import yaml
 
 from cellrepro import PAPERS
-from cellrepro.sphinx_cite import chapter_label
+from cellrepro.publish.sphinx_cite import chapter_label
 
 
 def test_pyproject_and_environment_pin_the_same_packages(repo):

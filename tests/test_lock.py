@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cellrepro.record import lock_hash, read_record, write_record
+from cellrepro.publish.record import lock_hash, read_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements.lock"

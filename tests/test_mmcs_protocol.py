@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellrepro import report
+from cellrepro.publish import report
 from cellrepro.chapters.mmcs import protocol
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellrepro import report
+from cellrepro.publish import report
 from cellrepro.chapters.multimodal import split, table3, train
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellrepro import report
+from cellrepro.publish import report
 from cellrepro.chapters.multimodal import evaluate, loading, table4, train
 from cellrepro.chapters.multimodal import table4_claims as rules
 from cellrepro.chapters.multimodal.pipeline import GENERAL
 from cellrepro.chapters.multimodal.routing import LARGE, SMALL, count_instances
 from cellrepro.data.synthetic.multimodal import make_image
-from cellrepro.hardware import timed, torch_device
+from cellrepro.engine.hardware import timed, torch_device
 from pipeline_helpers import TINY, tiny_images, tiny_pipeline
 
 NAN = {"low": math.nan, "high": math.nan}

@@ -2,9 +2,9 @@
 
 import pytest
 
-from cellrepro import report
-from cellrepro.profile import overrides_for
-from cellrepro.project import Project
+from cellrepro.publish import report
+from cellrepro.publish.profile import overrides_for
+from cellrepro.publish.project import Project
 
 ORGANOID = ["organoid/pipeline", "organoid/ablation-data", "organoid/ablation-loss", "organoid/ablation-frozen"]
 # (table, row, column) of cellrepro/reported/organoid.csv -> the notebooks' parameter

@@ -3,7 +3,7 @@
 import pytest
 
 from cellrepro import CellreproError
-from cellrepro.params import apply_overrides, coerce, parse_parameters
+from cellrepro.publish.params import apply_overrides, coerce, parse_parameters
 
 CELL = '''
 epochs = 20  # fine-tuning epochs

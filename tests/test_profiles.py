@@ -1,6 +1,6 @@
 """Profiles: every TOC notebook has a smoke entry; every override names a real, well-typed parameter."""
 
-from cellrepro.profile import check_profiles, load_profile
+from cellrepro.publish.profile import check_profiles, load_profile
 
 
 def test_project_profiles_are_complete_and_valid(repo):
@@ -29,7 +29,7 @@ def test_wrong_type_in_profile_is_reported(tiny):
 
 
 def test_gpu_only_is_a_reserved_key_not_a_notebook(tiny):
-    from cellrepro.profile import gpu_only
+    from cellrepro.publish.profile import gpu_only
 
     assert gpu_only(tiny) == []
     (tiny.profiles_dir / "book.yml").write_text("_gpu_only: [demo/tiny]\ndemo/tiny:\n  n: 4\n")
@@ -48,6 +48,6 @@ def test_gpu_only_is_a_reserved_key_not_a_notebook(tiny):
 
 
 def test_project_book_profile_has_a_gpu_only_list(repo):
-    from cellrepro.profile import gpu_only
+    from cellrepro.publish.profile import gpu_only
 
     assert isinstance(gpu_only(repo), list)

@@ -1,13 +1,13 @@
 """The published book: every TOC chapter's result comes from the book profile and its current source.
 
 Fails when a chapter's notebook code or parameters changed after its published run (the run
-record's ``source_hash`` no longer matches, see :func:`cellrepro.record.stale`), when the
+record's ``source_hash`` no longer matches, see :func:`cellrepro.publish.record.stale`), when the
 published record is not from the ``book`` profile, or when a chapter was never published.
 The fix is to re-run it: ``cellrepro run <paper/experiment> --profile book --out book/<paper>``
 (or ``cellrepro book --profile book``) and commit the result.
 """
 
-from cellrepro.record import published
+from cellrepro.publish.record import published
 
 
 def test_every_published_chapter_is_current_and_from_the_book_profile(repo):

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from cellrepro._io import atomic_path, atomic_write_json
-from cellrepro.record import METRICS_ENV, banner_markdown, format_duration, git_state, log_metrics, read_logged
+from cellrepro.publish.record import METRICS_ENV, banner_markdown, format_duration, git_state, log_metrics, read_logged
 
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cellrepro import PAPERS, CellreproError
-from cellrepro.report import compare, reported, reported_value
+from cellrepro.publish.report import compare, reported, reported_value
 
 # Values per table and their sum as printed, from the claims register's table inventory
 # (section 7), an independent count of the same tables.
@@ -84,7 +84,7 @@ def test_reported_value():
 def test_style_rounds_each_table_as_its_paper_prints_it_and_never_says_nan():
     import pandas as pd
 
-    from cellrepro.report import style
+    from cellrepro.publish.report import style
 
     one = compare({("Mask R-CNN, R50-FPN", "mask AP50"): 0.91234}, paper="spheroid", table="1")
     two = compare({}, paper="spheroid", table="2")

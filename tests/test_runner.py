@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from cellrepro import CellreproError
-from cellrepro.runner import BANNER_TAG, CITE_TAG, NotebookFailed, run_notebook
+from cellrepro.publish.runner import BANNER_TAG, CITE_TAG, NotebookFailed, run_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,7 @@ def test_failure_outside_a_cell_names_the_step_and_the_call(tiny, tmp_path, monk
 
 
 def test_a_kernel_that_cannot_start_is_reported_as_such(tiny, tmp_path, monkeypatch):
-    import cellrepro.runner as runner
+    import cellrepro.publish.runner as runner
 
     monkeypatch.setitem(runner.KERNEL, "name", "no-such-kernel")
     with pytest.raises(NotebookFailed, match=r"(?s)failed while starting the kernel: NoSuchKernel.*traceback \(last frames\)"):
@@ -120,7 +120,7 @@ def test_kernel_warning_filter_silences_tqdms_ipywidgets_warning():
     import subprocess
     import sys
 
-    from cellrepro.runner import KERNEL_WARNINGS
+    from cellrepro.publish.runner import KERNEL_WARNINGS
 
     code = ("import warnings; warnings.warn('IProgress not found. Please update jupyter and ipywidgets.'); "
             "warnings.warn('another warning')")
@@ -130,7 +130,7 @@ def test_kernel_warning_filter_silences_tqdms_ipywidgets_warning():
 
 
 def test_record_holds_the_source_hash_and_staleness_follows_code_and_profile(tiny, tmp_path):
-    from cellrepro.record import source_hash, stale
+    from cellrepro.publish.record import source_hash, stale
 
     result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path, progress=False)
     nb, rec = tiny.notebook("demo/tiny"), result.record

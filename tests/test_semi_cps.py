@@ -1,5 +1,5 @@
 """Cross pseudo supervision (cellrepro.semi.cps), the CDNet loss and network: hand-computed values,
-one training step through cellrepro.train.fit, and shapes."""
+one training step through cellrepro.engine.train.fit, and shapes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cellrepro.instances.cdnet import stack_targets
 from cellrepro.losses.cdnet import cdnet_loss
 from cellrepro.nets.cdnet import CDNet
 from cellrepro.semi.cps import CPS_ALPHA, SemiBatches, cps_loss, cps_step, cross_pseudo_supervision
-from cellrepro.train import TensorLoader, fit
+from cellrepro.engine.train import TensorLoader, fit
 
 TINY = (2, 2, 4, 4, 8, 2)
 
@@ -144,7 +144,7 @@ def test_one_fit_step_logs_eq5_and_trains_both_nets():
 
 
 class _Ctx:
-    """The part of cellrepro.train.StepContext a step function uses."""
+    """The part of cellrepro.engine.train.StepContext a step function uses."""
 
     def __init__(self, models):
         self.models = models

@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from cellrepro import CellreproError
-from cellrepro import checkpoint as ckpt
-from cellrepro.train import (NonFiniteLoss, TensorLoader, adam, default_precision, ema, ema_update, fit, make_fabric,
+from cellrepro.engine import checkpoint as ckpt
+from cellrepro.engine.train import (NonFiniteLoss, TensorLoader, adam, default_precision, ema, ema_update, fit, make_fabric,
                              release, resolve_accelerator, seed_everything)
 
 
@@ -305,7 +305,7 @@ def test_one_fabric_per_setting_fused_adam_off_cpu_and_release():
 
 
 def test_making_a_fabric_prints_no_precision_chatter(capfd, caplog, monkeypatch):
-    from cellrepro import hardware
+    from cellrepro.engine import hardware
 
     monkeypatch.setattr(hardware, "_FABRICS", {})  # a fresh Fabric, as in a new kernel
     make_fabric("cpu", "bf16-mixed")

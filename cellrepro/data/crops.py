@@ -17,7 +17,7 @@ import torch
 
 from ..instances.cdnet import cdnet_targets, three_class_mask
 from ..losses.flows import flow_targets
-from ..tensorloader import TensorLoader
+from ..engine.tensorloader import TensorLoader
 from .types import CellImage
 
 KINDS = ("cellpose", "vgg_unet", "cdnet")
@@ -61,6 +61,9 @@ class CropSampler:
         to_tensor: image -> (C, H, W) float tensor (default :func:`rgb_input`, ``image / 255``).
         targets: per image a tuple of full-size (C, H, W) targets laid out as ``kind``'s (e.g. soft
             pseudo-label flows for ``"cellpose"``), instead of computing them from the labels.
+        generator: a CPU ``torch.Generator`` for crop positions, flips and the loader's order
+            (e.g. ``Streams(seed).torch("crops")``, :mod:`cellrepro.engine.streams`): paired arms
+            then cut the same crops whatever else they draw. None: torch's global generator.
 
     ``sample(indices)`` returns ``(x, *targets)`` batches: x (B, C, crop, crop); cellpose
     (B, 3, crop, crop) flows + foreground; vgg_unet (B, 1, crop, crop) classes; cdnet mask and
@@ -69,7 +72,8 @@ class CropSampler:
 
     def __init__(self, kind: str | None, images: Sequence[CellImage], crop: int, flips: bool = True,
                  to_tensor: Callable[[CellImage], torch.Tensor] | None = None,
-                 targets: Sequence[tuple[torch.Tensor, ...]] | None = None):
+                 targets: Sequence[tuple[torch.Tensor, ...]] | None = None,
+                 generator: torch.Generator | None = None):
         if not images:
             raise ValueError("images is empty: need at least one image to train on")
         tensors = [(to_tensor or rgb_input)(im) for im in images]
@@ -86,6 +90,7 @@ class CropSampler:
             if unlabelled:
                 raise ValueError(f"images must be labelled; {unlabelled[:3]} have no labels")
         self.kind, self.crop, self.flips = kind, crop, flips
+        self.generator = generator
         self.images = tensors
         if targets is not None:
             self.targets = [tuple(t) for t in targets]
@@ -107,21 +112,23 @@ class CropSampler:
     def loader(self, batch: int) -> TensorLoader:
         """Shuffled image indices, each image about equally often, ``batch`` per step."""
         reps = -(-batch // len(self))
-        return TensorLoader(torch.arange(len(self)).repeat(reps), batch_size=batch, shuffle=True, drop_last=True)
+        return TensorLoader(torch.arange(len(self)).repeat(reps), batch_size=batch, shuffle=True, drop_last=True,
+                            generator=self.generator)
 
     def sample(self, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Crops of the images at ``indices`` (positions and flips from torch's global RNG)."""
+        """Crops of the images at ``indices`` (positions and flips from ``generator``, else torch's global RNG)."""
         xs, ts = [], []
         c = self.crop
         for i in indices.tolist():
             x, targets = self.images[i], self.targets[i]
             h, w = x.shape[-2:]
-            y0, x0 = (int(v) for v in (torch.randint(h - c + 1, ()), torch.randint(w - c + 1, ())))
+            g = self.generator
+            y0, x0 = (int(v) for v in (torch.randint(h - c + 1, (), generator=g), torch.randint(w - c + 1, (), generator=g)))
             x = x[:, y0:y0 + c, x0:x0 + c]
             targets = [t[:, y0:y0 + c, x0:x0 + c] for t in targets]
             if self.flips:
                 for dim in (-1, -2):
-                    if torch.rand(()) < 0.5:
+                    if torch.rand((), generator=self.generator) < 0.5:
                         x, targets = flip_crop(self.kind, x, targets, dim)
             xs.append(x)
             ts.append(targets)

@@ -119,7 +119,7 @@ class CellposeNet(Levels, nn.Module):
     ((2, 3, 16, 16), (2, 16), True)
     """
 
-    forward_methods = ("forward_with_style", "style")  # see cellrepro.train
+    forward_methods = ("forward_with_style", "style")  # see cellrepro.engine.train
 
     def __init__(self, in_channels: int = 2, out_channels: int = 3,
                  features: Sequence[int] = (32, 64, 128, 256), kernel_size: int = 3,

@@ -49,7 +49,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from ..data.crops import CropSampler
 from ..data.types import CellImage
-from ..train import fit, release, seed_everything
+from ..engine.train import fit, release, seed_everything
 from .backbones import BACKBONES, resnet_fpn  # noqa: F401  (BACKBONES: the names build_spheroid_maskrcnn takes)
 from .weights import mismatch, read_state_dict
 

@@ -24,7 +24,7 @@ class SplitUNet(nn.Module):
             last); the thesis's network ends at 512 deep features, (32, 64, 128, 256, 512, 32).
     """
 
-    forward_methods = ("encode", "decode")  # called directly by the training steps (see cellrepro.train)
+    forward_methods = ("encode", "decode")  # called directly by the training steps (see cellrepro.engine.train)
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
                  features: Sequence[int] = (32, 64, 128, 256, 512, 32)):

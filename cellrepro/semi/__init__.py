@@ -1,1 +1,1 @@
-"""Semi-supervised training loops: ordinary Python around one step function (see cellrepro.train)."""
+"""Semi-supervised training loops: ordinary Python around one step function (see cellrepro.engine.train)."""

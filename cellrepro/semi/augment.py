@@ -3,7 +3,7 @@
 Global stage: a translation *or* a zoom first, then brightness, Gaussian blur and Gaussian
 *or* salt-and-pepper noise in random order. Local stage: the same photometric steps without
 the geometric one (pixels must keep their labels). Randomness comes from torch's generator,
-so :func:`cellrepro.train.seed_everything` makes the sequences reproducible.
+so :func:`cellrepro.engine.train.seed_everything` makes the sequences reproducible.
 
 The kornia modules are built once per process (:func:`_modules`) and only chosen per call;
 building them costs more than applying them to a small batch.

@@ -1,7 +1,7 @@
 """Semi-supervised contrastive learning for organoid segmentation (Zwijghuizen, Sec. 3.4 and 4.2).
 
 Three stages on one :class:`~cellrepro.nets.SplitUNet`, each an ordinary call of
-:func:`cellrepro.train.fit` with its own step function:
+:func:`cellrepro.engine.train.fit` with its own step function:
 
 1. :func:`global_stage`: encoder + :class:`~cellrepro.nets.GlobalHead`, NT-Xent between two
    augmented views (Eq. 3.1), unlabeled crops.
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from ..losses import finetune_loss, global_contrastive, local_contrastive
 from ..nets import GlobalHead, LocalHead, SplitUNet
-from ..train import TensorLoader, adam, fit, release
+from ..engine.train import TensorLoader, adam, fit, release
 from .augment import global_augment, local_augment
 
 

@@ -84,7 +84,7 @@ def cps_step(alpha: float = CPS_ALPHA, supervised: Callable[..., Mapping[str, to
              heads: Mapping[str, float] = CPS_HEADS, point_weight: float = 0.0, on_labelled: bool = False,
              augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
              models: tuple[str, str] = ("a", "b")) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
-    """A step function for :func:`cellrepro.train.fit` that trains two networks by Eq. 5.
+    """A step function for :func:`cellrepro.engine.train.fit` that trains two networks by Eq. 5.
 
     Each batch is ``((image, mask, direction, point), (unlabelled_image,))``, as :class:`SemiBatches`
     yields them. Both networks see the labelled and the (augmented) unlabelled images in one
@@ -139,9 +139,9 @@ def cps_step(alpha: float = CPS_ALPHA, supervised: Callable[..., Mapping[str, to
 class SemiBatches:
     """Pairs of (labelled batch, unlabelled batch): one epoch is one pass over ``labelled``, the
     unlabelled loader restarted whenever it runs out (a fresh pass each epoch, so a resumed
-    :func:`cellrepro.train.fit` repeats the same pairs).
+    :func:`cellrepro.engine.train.fit` repeats the same pairs).
 
-    >>> from cellrepro.tensorloader import TensorLoader
+    >>> from cellrepro.engine.tensorloader import TensorLoader
     >>> pairs = SemiBatches(TensorLoader(torch.arange(4), batch_size=2, shuffle=False),
     ...                     TensorLoader(torch.arange(10, 13), batch_size=2, shuffle=False))
     >>> [(l[0].tolist(), u[0].tolist()) for l, u in pairs]

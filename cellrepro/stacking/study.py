@@ -76,7 +76,7 @@ def measure(samples: Sequence[tuple[int, ZStack]], ks: Sequence[int], progress: 
 
 def effects(quality: pd.DataFrame, k: int, metrics: Sequence[str], selection: str) -> dict[str, dict[str, float]]:
     """Paired effect of stacking the top ``k`` of ``selection`` against all slices, per metric, over stacks."""
-    from ..report import paired_effect
+    from ..publish.report import paired_effect
 
     z = int(quality["k"].max())
     sub = quality[quality["selection"] == selection].set_index(["seed", "stack", "k"])

@@ -8,7 +8,7 @@ combination of values. The pieces, in the order they act:
 - :mod:`.plan` checks every value against the notebook's parameters (as ``cellrepro run`` does)
   and writes the run manifest and one parameter file per run;
 - :mod:`.execute` hands the manifest to the packaged, static ``Snakefile``, whose one rule runs
-  :mod:`.job`, which calls :func:`cellrepro.runner.run_notebook` (the code of ``cellrepro run``);
+  :mod:`.job`, which calls :func:`cellrepro.publish.runner.run_notebook` (the code of ``cellrepro run``);
 - :mod:`.collect` gathers the run records into one table.
 
 Snakemake decides what runs again (new runs, a changed notebook or parameter file, another

@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import CellreproError
 from .._io import atomic_write_text
-from ..record import read_record
+from ..publish.record import read_record
 from .plan import MANIFEST, read_manifest
 
 RESULTS = "results.csv"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Iterator
 
-from ..project import PROFILES
+from ..publish.project import PROFILES
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -31,8 +31,8 @@ def sweep_lines(args: argparse.Namespace) -> Iterator[str]:
     """``cellrepro sweep``: plan, run and report, yielding the lines the command shows (the CLI
     prints them as they come, so the plan appears before Snakemake starts); returns the exit status."""
     from .. import CellreproError
-    from ..project import Project
-    from ..runner import NotebookFailed
+    from ..publish.project import Project
+    from ..publish.runner import NotebookFailed
     from .collect import write_results
     from .execute import run_sweep
     from .grid import parse_grid

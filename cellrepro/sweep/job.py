@@ -3,7 +3,7 @@
     python -m cellrepro.sweep.job PARAMS_FILE OUT_DIR LOG_FILE
 
 It reads the run's parameter file (written by :func:`cellrepro.sweep.plan.write_plan`) and
-calls :func:`cellrepro.runner.run_notebook`, the code behind ``cellrepro run``, so a run of a
+calls :func:`cellrepro.publish.runner.run_notebook`, the code behind ``cellrepro run``, so a run of a
 sweep and ``cellrepro run NOTEBOOK --profile P -p NAME VALUE ... --out OUT_DIR`` produce the
 same executed notebook and run record.
 
@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 from .. import CellreproError
-from ..project import Project
-from ..runner import NotebookFailed, run_notebook
+from ..publish.project import Project
+from ..publish.runner import NotebookFailed, run_notebook
 
 log = logging.getLogger("cellrepro.sweep.job")
 PARTIAL = (".failed.ipynb", ".failed.json")  # what run_notebook leaves in the output folder of a failed run

@@ -26,9 +26,9 @@ import yaml
 
 from .. import CellreproError, __version__
 from .._io import atomic_write_json
-from ..params import apply_overrides
-from ..project import Notebook, Project
-from ..runner import resolve_overrides
+from ..publish.params import apply_overrides
+from ..publish.project import Notebook, Project
+from ..publish.runner import resolve_overrides
 from .grid import expand, run_id
 
 log = logging.getLogger(__name__)

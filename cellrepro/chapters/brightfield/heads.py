@@ -155,7 +155,7 @@ def baseline_rows(tests: Sequence[Field]) -> pd.DataFrame:
 
 def paper_cells(rows: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
     """Each thesis arm's pooled metrics per seed, keyed as Tables 5.1 (cytoplasm) and 5.2 (nuclei) name
-    their cells, for :func:`cellrepro.report.compare` (mean and 95% interval over seeds)."""
+    their cells, for :func:`cellrepro.publish.report.compare` (mean and 95% interval over seeds)."""
     sel = rows[rows["arm"].isin(list(PAPER_ROWS)) & (rows["seed"] >= 0)].sort_values("seed")
     return {(f"{PAPER_ROWS[arm]}, {target}", theirs): part[ours].tolist()
             for (arm, target), part in sel.groupby(["arm", "target"]) for ours, theirs in METRICS.items()}
@@ -168,8 +168,8 @@ def per_seed(rows: pd.DataFrame, target: str, value: str) -> pd.DataFrame:
 
 
 def contrast(rows: pd.DataFrame, target: str, a: str, b: str, value: str = "f1") -> dict[str, float]:
-    """``a - b`` of ``value`` on ``target``, paired over seeds (:func:`cellrepro.report.paired_effect`)."""
-    from ... import report
+    """``a - b`` of ``value`` on ``target``, paired over seeds (:func:`cellrepro.publish.report.paired_effect`)."""
+    from ...publish import report
 
     table = per_seed(rows, target, value)
     return report.paired_effect((table[a] - table[b]).to_numpy())
@@ -182,7 +182,7 @@ def c2_rule(rows: pd.DataFrame) -> tuple[str, dict[str, float], dict[str, float]
     holds if both intervals lie above 0; fails if either lies below 0 (for ``d``: the leap is smaller
     than half the jump, the register's rule, with an interval); otherwise inconclusive.
     """
-    from ... import report
+    from ...publish import report
 
     f1 = per_seed(rows, "cytoplasm", "f1")
     jump = report.paired_effect((f1["2-head"] - f1["base"]).to_numpy())

@@ -89,7 +89,7 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
 
 
 def paper_cells(rows: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
-    """The arms Table 5.3 has, per seed, keyed as it names its cells (for :func:`cellrepro.report.compare`)."""
+    """The arms Table 5.3 has, per seed, keyed as it names its cells (for :func:`cellrepro.publish.report.compare`)."""
     sel = rows[rows["arm"].isin(list(PAPER_ROWS))].sort_values("seed")
     return {(PAPER_ROWS[arm], theirs): part[ours].tolist()
             for arm, part in sel.groupby("arm") for ours, theirs in METRICS.items()}

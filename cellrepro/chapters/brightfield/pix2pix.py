@@ -19,7 +19,7 @@ out), and mask -> brightfield (``source="mask"``: the generator sees the cell ma
 phase image).
 
 Images are standardised with statistics of the training pairs (:class:`Scaler`) and mapped back, so
-that translated planes are on the scale of real ones. Training uses :func:`cellrepro.train.fit` with two
+that translated planes are on the scale of real ones. Training uses :func:`cellrepro.engine.train.fit` with two
 optimisers, one update of D then one of G per batch of random crops.
 """
 
@@ -35,8 +35,8 @@ from torch import nn
 
 from ...data.crops import CropSampler
 from ...data.types import Field
-from ...hardware import release, torch_device
-from ...train import fit
+from ...engine.hardware import release, torch_device
+from ...engine.train import fit
 
 SOURCES = ("phase", "mask")
 L1_WEIGHT = 100.0

@@ -145,7 +145,7 @@ def paper_cells(rows: pd.DataFrame, head: str) -> dict[tuple[str, str], list[flo
 
 def paired(rows: pd.DataFrame, head: str, a: str, b: str, value: str = "f1") -> dict[str, float]:
     """``a - b`` of ``value`` on ``head``, paired over seeds."""
-    from ... import report
+    from ...publish import report
 
     table = rows[rows["head"] == head].pivot(index="seed", columns="arm", values=value)
     return report.paired_effect((table[a] - table[b]).to_numpy())

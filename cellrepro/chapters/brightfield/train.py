@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from ...data.crops import CropSampler
 from ...data.synthetic.brightfield import semantic_maps
 from ...data.types import Field
-from ...hardware import release, torch_device
+from ...engine.hardware import release, torch_device
 from ...metrics.semantic import semantic_scores
 from ...nets.seunet import HEAD_NAMES, SEUNet
-from ...train import fit
+from ...engine.train import fit
 
 TARGETS = HEAD_NAMES
 """The maps every field provides, in this order (:func:`field_targets`)."""

@@ -1,10 +1,10 @@
-"""Figures of the MMCS chapter (at most 7.5 in wide, see :func:`cellrepro.report.use_book_style`)."""
+"""Figures of the MMCS chapter (at most 7.5 in wide, see :func:`cellrepro.publish.report.use_book_style`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ... import report
+from ...publish import report
 
 WIDTH = 7.5
 PHASE_LABELS = {"phase1": "phase 1", "control": "control (w = 0)", "phase2": "phase 2"}

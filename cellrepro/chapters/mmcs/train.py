@@ -47,7 +47,7 @@ from ...metrics.scores import instance_scores
 from ...nets.cellpose import CellposeNet, outputs_to_masks, padded_output
 from ...semi.cps import SemiBatches
 from ...semi.temporal import ALPHA, TemporalEnsemble, ensemble_loss, weighted_loss
-from ...train import fit, release, seed_everything
+from ...engine.train import fit, release, seed_everything
 from . import architectures, schedule
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Settings:
         flips: random flips of the crops, targets flipped consistently.
         arch, head: the network and what it predicts (:mod:`.architectures`; Table 8): CPnet on flows
             is MMCS's; ``"semantic"`` trains 3 classes with Dice + cross-entropy (phase 1 only).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (:func:`cellrepro.train.fit`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (:func:`cellrepro.engine.train.fit`).
         progress: tqdm bars.
     """
 

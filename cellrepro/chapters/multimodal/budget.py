@@ -25,7 +25,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ...hardware import torch_device
+from ...engine.hardware import torch_device
 from . import evaluate, table4, train
 from .routing import LARGE, SMALL
 

@@ -14,7 +14,7 @@
 
 Inference is on the whole image, zero-padded at the bottom and right to a multiple of 16 and cropped
 back (the paper uses a sliding window of the training patch size, Sec. 3.2.1; our test images are
-small enough to go whole). The input is :func:`.train.to_input` (``image / 255``), as in training.
+small enough to go whole). The input is :func:`cellrepro.data.crops.rgb_input` (``image / 255``), as in training (:func:`.train.to_input`).
 
 :func:`scores` gives one row per image with :func:`cellrepro.metrics.scores.instance_scores`:
 precision, recall, F1 at IoU 0.5, foreground Dice and instance Dice (the paper's mP, mR, mF1, mDice,
@@ -34,7 +34,7 @@ from ...data.types import CellImage
 from ...instances.cdnet import decode_outputs, three_class_decode
 from ...metrics.scores import instance_scores
 from ...nets.cellpose import predict_instances
-from .train import KINDS, to_input
+from ...data.crops import KINDS, rgb_input
 
 unet_decode = three_class_decode
 """The VGG U-Net's decoding: :func:`cellrepro.instances.cdnet.three_class_decode`."""
@@ -59,7 +59,7 @@ def predict(model: torch.nn.Module, kind: str, image, device=None, **decode_kwar
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    x = to_input(image)
+    x = rgb_input(image)
     device = _device(model, device)
     if kind == "cellpose":
         return predict_instances(model, x, device=device, **decode_kwargs)

@@ -1,4 +1,4 @@
-"""Figures of the multimodal chapter (at most 7.5 in wide, see :func:`cellrepro.report.use_book_style`)."""
+"""Figures of the multimodal chapter (at most 7.5 in wide, see :func:`cellrepro.publish.report.use_book_style`)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def routing_figure(features: np.ndarray, truth: Sequence[str], cm: pd.DataFrame)
 
 def paired_arms_figure(means: pd.DataFrame, arms: Sequence[str], metric: str = "mF1"):
     """One panel per Table 3 column: ``metric`` of each arm (x, in the order of ``arms``), one line
-    per seed joining that seed's arms (:func:`cellrepro.report.paired_seeds_figure`)."""
-    from ... import report
+    per seed joining that seed's arms (:func:`cellrepro.publish.report.paired_seeds_figure`)."""
+    from ...publish import report
 
     return report.paired_seeds_figure(means, "column", "arm", list(arms), metric, width=WIDTH)

@@ -26,7 +26,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ...hardware import timed
+from ...engine.hardware import timed
 from .pipeline import Pipeline
 
 

@@ -33,7 +33,7 @@ from typing import Sequence
 import pandas as pd
 
 from ...data.types import CellImage
-from ...hardware import torch_device
+from ...engine.hardware import torch_device
 from . import evaluate, train
 from .protocol import large_truth
 from .routing import LARGE
@@ -121,7 +121,7 @@ def c4_contrast(per_seed_gains: pd.DataFrame) -> pd.Series:
 
 
 def paper_table(means: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """This run's Table 3 cells keyed as :func:`cellrepro.report.compare` takes them (mean over seeds);
+    """This run's Table 3 cells keyed as :func:`cellrepro.publish.report.compare` takes them (mean over seeds);
     only the cells the paper's table has (it reports mDice for fluorescence alone)."""
     avg = means[means["arm"].isin([SUPERVISED, SEMI])].groupby(["column", "arm"])[list(METRICS)].mean()
     out = {}

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 
 from ...data.types import MODALITIES, CellImage
-from ...hardware import torch_device
+from ...engine.hardware import torch_device
 from ...metrics.scores import instance_scores
 from . import evaluate, split, train
 from .pipeline import GENERAL, Pipeline
@@ -290,7 +290,7 @@ def table4_per_seed(rows: pd.DataFrame, fluorescence: str = FLUO_B) -> pd.DataFr
 
 
 def paper_cells(per_seed: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """Mean over seeds of :func:`table4_per_seed`, keyed as :func:`cellrepro.report.compare` takes them."""
+    """Mean over seeds of :func:`table4_per_seed`, keyed as :func:`cellrepro.publish.report.compare` takes them."""
     return {(stat, column): float(v) for (stat, column), v in per_seed.mean().items()}
 
 

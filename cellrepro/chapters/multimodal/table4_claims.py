@@ -2,7 +2,7 @@
 
 Each ``*_per_seed`` function turns :func:`.table4.seed_run`'s rows (one per arm and test image) into one
 number per data seed (test images averaged within a seed first: seeds, not images, are the independent
-units); each ``c*`` rule takes the paired effects (:func:`cellrepro.report.paired_effect`: mean and
+units); each ``c*`` rule takes the paired effects (:func:`cellrepro.publish.report.paired_effect`: mean and
 t-interval over seeds) and returns the verdict by the rule stated in the chapter before the run. An
 effect without an interval (fewer than 2 seeds) is always *inconclusive*.
 """
@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from ... import report, tables
+from ...publish import report, tables
 from .routing import LARGE, SMALL
 from .table4 import (BF_LARGE, BF_SMALL, FLUO_B, MISROUTED, MISROUTED_GENERAL, MISROUTED_NO_FALLBACK,
                      TRUE_NO_FALLBACK, TRUE_ROUTE, ZERO_SHOT)
@@ -41,7 +41,7 @@ def mean_f1(rows: pd.DataFrame, arm: str, test_sets, group: str | None = None, v
 
 
 def paired(per_seed: pd.DataFrame, a, b) -> dict:
-    """Column ``a`` - column ``b`` of a per-seed frame, paired by seed (:func:`cellrepro.report.paired_effect`)."""
+    """Column ``a`` - column ``b`` of a per-seed frame, paired by seed (:func:`cellrepro.publish.report.paired_effect`)."""
     return report.paired_effect((per_seed[a] - per_seed[b]).to_numpy())
 
 
@@ -51,7 +51,7 @@ def summary(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval_texts(per_seed: pd.DataFrame, digits: int = 3) -> dict:
-    """Column -> its 95% interval over seeds as text (:func:`cellrepro.tables.fmt_interval`; never "nan")."""
+    """Column -> its 95% interval over seeds as text (:func:`cellrepro.publish.tables.fmt_interval`; never "nan")."""
     s = summary(per_seed)
     return {c: tables.fmt_interval(s.loc[c, "low"], s.loc[c, "high"], s.loc[c, "n"], digits) for c in s.index}
 

@@ -10,7 +10,7 @@
   CDNets with cross pseudo supervision on labelled + unlabelled images (Eq. 2-5, alpha 0.1).
 
 Every trainer takes ``(images, settings, seed, init=None)`` and returns the trained model on the CPU,
-with the :func:`cellrepro.train.fit` history as ``model.train_history`` (a DataFrame, one row per step).
+with the :func:`cellrepro.engine.train.fit` history as ``model.train_history`` (a DataFrame, one row per step).
 ``init`` is copied, never modified. Predicting and scoring are in :mod:`.evaluate`.
 
 Choices the paper leaves open (or that the CPU budget forces), stated once here:
@@ -29,7 +29,7 @@ Choices the paper leaves open (or that the CPU budget forces), stated once here:
   ``-a``; masks and point maps just flip. Only the centre pixel of each cell is off: its flow is
   0 / 0 (rounding decides it) and its direction class 1 is a convention (an x-flip makes it 5). The paper uses no augmentation for Cellpose and affine,
   flip, blur and colour jitter for U-Net/CDNet (Sec. 3.2.1); we use flips for all three (``flips``).
-* Optimiser: Adam (:func:`cellrepro.train.adam`) at a constant ``lr`` for every net (the paper: Adam
+* Optimiser: Adam (:func:`cellrepro.engine.train.adam`) at a constant ``lr`` for every net (the paper: Adam
   5e-4 for U-Net/CDNet, SGD 0.01 for Cellpose, "halved by 20 epochs" of 20, i.e. never), no
   validation-based model selection (the last weights are kept).
 * CPS: the unlabelled crops get a colour jitter (kornia's ``ColorJiggle``: brightness, contrast and
@@ -62,7 +62,8 @@ from ...nets.cellpose import CellposeNet
 from ...nets.vgg_unet import VGGUNet
 from ...semi.cps import CPS_ALPHA, SemiBatches, cps_step
 from ...semi.selftrain import pseudo_label_cycles
-from ...train import adam, fit, release, seed_everything
+from ...engine.train import adam, fit, release, seed_everything
+from .evaluate import predict
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Settings:
         vgg_width: :class:`VGGUNet` width divisor (1 is the paper's 18.6 M-parameter model).
         cdnet_features: :class:`CDNet`'s six BasicUNet widths (BasicUNet's own: (32, 32, 64, 128, 256, 32)).
         flips: random flips of the training crops (targets transformed accordingly).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (:func:`cellrepro.train.fit`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (:func:`cellrepro.engine.train.fit`).
         cycles: pseudo-label cycles of :func:`self_train_cellpose`.
         alpha: weight of the unlabelled term of Eq. 5 (0.1 in the paper).
         progress: tqdm bars from ``fit``.
@@ -240,8 +241,6 @@ def self_train_cellpose(model: CellposeNet, labelled: Sequence[CellImage], unlab
     is copied, not modified. Each training runs ``settings.steps``; ``train_history`` holds the last,
     ``cycle_summaries`` the :class:`~cellrepro.semi.selftrain.Cycle` s.
     """
-    from .evaluate import predict
-
     if not labelled:
         raise ValueError("labelled is empty: the fine-tuning step needs labelled images")
     if not unlabelled:

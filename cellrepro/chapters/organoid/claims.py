@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ... import report
+from ...publish import report
 
 
 def paired(seeds: pd.DataFrame, value: str, arm: str, a, b) -> dict[str, float]:

@@ -9,7 +9,7 @@ import torch
 
 WIDTH = 7.5
 """Widest figure, inches: at the book's 150 dpi it is scaled to the text column and keeps the
-style's 9-10 pt text at >= 8 pt as rendered (see :func:`cellrepro.report.rendered_font_pt`)."""
+style's 9-10 pt text at >= 8 pt as rendered (see :func:`cellrepro.publish.report.rendered_font_pt`)."""
 
 
 def axes_grid(rows: int, cols: int, size: float = 2.2):

@@ -23,7 +23,7 @@ import torch
 
 from ...nets import SplitUNet
 from ...semi.contrastive import StageConfig, cross_validate, finetune, global_stage, local_stage, predict
-from ...train import release, resolve_accelerator
+from ...engine.train import release, resolve_accelerator
 from .evaluate import score
 from .split import OrganoidSplit, subset
 

@@ -214,7 +214,7 @@ def dsc_step(model: MaskRCNN, weak_images: Sequence[torch.Tensor], targets: Sequ
         torchvision's supervised terms (``loss_classifier``, ``loss_box_reg``, ``loss_mask``,
         ``loss_objectness``, ``loss_rpn_box_reg``: Eq. 12) and ``loss_consistency`` =
         ``lam * L_u``; the values sum to Eq. 14's L (``ctx.optimize`` of
-        :func:`cellrepro.train.fit` back-propagates that sum).
+        :func:`cellrepro.engine.train.fit` back-propagates that sum).
     """
     if not len(weak_images) == len(targets) == len(strong_images):
         raise ValueError(f"weak_images ({len(weak_images)}), targets ({len(targets)}) and strong_images "

@@ -30,9 +30,9 @@ import torch
 from tqdm import tqdm
 
 from ...data.types import ZStack
-from ...hardware import adam
+from ...engine.hardware import adam
 from ...nets.maskrcnn import build_spheroid_maskrcnn, detect, instance_targets
-from ...train import fit, release, seed_everything
+from ...engine.train import fit, release, seed_everything
 from . import instances_from_detections, table1_ap
 from .dsc import LAMBDA, TAU, dsc_step
 from .ssc import TAU as SSC_TAU
@@ -369,7 +369,7 @@ def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str
     """Main effects of DSC and SSC and their interaction in a 2 x 2 table (rows per arm and seed),
     paired over seeds: DSC = mean over SSC levels of (with - without); interaction = (both - SSC) -
     (DSC - baseline); ``both``: both - baseline."""
-    from ...report import paired_effect
+    from ...publish.report import paired_effect
 
     by = {(dsc, ssc): table[table["arm"] == name].set_index("seed")[metric] for name, dsc, ssc in arms}
     base, s, d, both = by[False, False], by[False, True], by[True, False], by[True, True]
