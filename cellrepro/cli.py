@@ -97,6 +97,15 @@ def cmd_list(args: argparse.Namespace) -> int:
                 state = ("up to date" if not pub["stale"] else "STALE (code or parameters changed since it ran)"
                          if pub["source_hash"] else "STALE (run before source hashes were recorded)")
                 print(f"    published: {pub['profile']} {str(pub['started'])[:16]} source {pub['source_hash'] or '?'} {state}")
+                if pub["stale_verdicts"]:
+                    print(f"      STALE verdicts (registration changed since the run): {', '.join(pub['stale_verdicts'])}")
+                notes = []
+                if pub["dirty"]:
+                    notes.append("ran from uncommitted changes")
+                if pub["package_changed"]:
+                    notes.append(f"the package changed since it ran (commit {str(pub['commit'])[:10]})")
+                if notes:
+                    print("      note: " + "; ".join(notes))
     return 0
 
 
@@ -129,6 +138,18 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .publish.verify import verify
+
+    out = verify(_project(args), args.notebook, tolerance=args.tolerance, progress=not args.quiet)
+    diffs = out["differences"]
+    print(f"{out['notebook']}: re-run at commit {out['commit'][:10]} in {out['wall_time_s']} s: "
+          + ("every logged number came back" if not diffs else f"{len(diffs)} logged values differ"))
+    for d in diffs:
+        print(f"  {d['key']}: published {_show(d['published'])}, re-run {_show(d['rerun'])}")
+    return 1 if diffs else 0
 
 
 def cmd_book(args: argparse.Namespace) -> int:
@@ -263,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: _build/runs/<profile>/<paper>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="re-run a published section from its record; exit 1 if a number differs")
+    p.add_argument("notebook", help="paper/experiment with a published record in book/")
+    p.add_argument("--tolerance", type=float, default=0.0, help="absolute difference allowed per number (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("book", help="execute every notebook of the TOC in a profile, then build the HTML")
     p.add_argument("--profile", choices=PROFILES, default="book",

@@ -27,7 +27,8 @@ def test_git_state_tracks_commit_and_dirtiness(tiny, tmp_path):
     assert state["commit"] == head.strip() and state["dirty"] is False
     (tiny.root / "book" / "intro.md").write_text("# changed\n")
     assert git_state(tiny.root)["dirty"] is True
-    assert git_state(tmp_path / "nowhere") == {"commit": None, "dirty": None}
+    assert git_state(tmp_path / "nowhere") == {"commit": None, "dirty": None, "package_tree": None}
+    assert state["package_tree"] is None  # the fixture has no cellrepro/ folder
 
 
 def test_log_metrics_appends_plain_values(tmp_path, monkeypatch):

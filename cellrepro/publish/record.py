@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 METRICS_ENV = "CELLREPRO_METRICS"
 VERSIONED = ("cellrepro", "torch", "torchvision", "monai", "kornia", "lightning-fabric", "numpy")
 SCHEMA = 1
+PROTOCOL = 2  # verdict protocol of new records: registered rules, gates, decide() (cellrepro.publish.verdicts.judge)
 
 
 def log_metrics(**metrics: Any) -> None:
@@ -81,10 +82,11 @@ def versions() -> dict[str, str | None]:
 
 
 def git_state(root: str | os.PathLike) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``.
+    """``{"commit", "dirty", "package_tree"}`` of the checkout at ``root``.
 
-    Dirty means tracked files differ from the commit. Outside a git checkout (an sdist,
-    a copied folder) both are None.
+    Dirty means tracked files differ from the commit. ``package_tree`` is the git tree hash of
+    ``cellrepro/`` at the commit (what ``cellrepro list`` compares to say that the package changed
+    since a chapter ran). Outside a git checkout (an sdist, a copied folder) all are None.
     """
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", os.fspath(root), *args], capture_output=True, text=True, check=True).stdout
@@ -93,8 +95,74 @@ def git_state(root: str | os.PathLike) -> dict[str, Any]:
         commit = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+        return {"commit": None, "dirty": None, "package_tree": None}
+    return {"commit": commit, "dirty": dirty, "package_tree": package_tree(root)}
+
+
+def package_tree(root: str | os.PathLike, rev: str = "HEAD") -> str | None:
+    """The git tree hash of ``cellrepro/`` at ``rev`` in the checkout at ``root`` (None: not there)."""
+    try:
+        out = subprocess.run(["git", "-C", os.fspath(root), "rev-parse", f"{rev}:cellrepro"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out or None
+
+
+#: Files a run into ``book/`` writes itself: they may differ from the commit while it publishes.
+PUBLISHED_OUTPUTS = ("book/*/*.ipynb", "book/*/*.record.json")
+#: Where an untracked file changes what a run computes (a new module, a new notebook).
+SOURCE_DIRS = ("cellrepro/", "notebooks/")
+
+
+def sources_changed_since(root: str | os.PathLike, commit: str) -> list[str] | None:
+    """Files that differ between ``commit`` and ``HEAD`` other than published outputs (a published
+    record names the commit before the one that adds it); None when ``commit`` is not in this clone."""
+    import fnmatch
+
+    try:
+        out = subprocess.run(["git", "-C", os.fspath(root), "diff", "--name-only", commit, "HEAD"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted(p for p in out.splitlines()
+                  if p and not any(fnmatch.fnmatch(p, pattern) for pattern in PUBLISHED_OUTPUTS))
+
+
+def uncommitted_sources(root: str | os.PathLike) -> list[str] | None:
+    """Files that make the checkout at ``root`` differ from its commit, as far as a run's results go.
+
+    Tracked files that differ from ``HEAD`` (staged or not), and untracked, not ignored files
+    under :data:`SOURCE_DIRS`, except the published outputs (:data:`PUBLISHED_OUTPUTS`). None
+    outside a git checkout.
+
+    >>> uncommitted_sources("/") is None
+    True
+    """
+    import fnmatch
+
+    try:
+        out = subprocess.run(["git", "-C", os.fspath(root), "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    changed = []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        if status[0] in "RC":  # a rename names its source next: skip it, the new path counts
+            i += 1
+        if status == "??" and not path.startswith(SOURCE_DIRS):
+            continue
+        if any(fnmatch.fnmatch(path, pattern) for pattern in PUBLISHED_OUTPUTS):
+            continue
+        changed.append(path)
+    return sorted(changed)
 
 
 def device_name(device: str | None = None) -> str:
@@ -181,14 +249,29 @@ def stale(project: Any, nb: Any, record: dict[str, Any]) -> bool:
 
 
 def published(project: Any, nb: Any) -> dict[str, Any] | None:
-    """The published result of ``nb`` (``book/<paper>/<experiment>.record.json``): its record's
-    path, profile, start, source hash and whether it is :func:`stale`; None when there is none."""
+    """The published result of ``nb`` (``book/<paper>/<experiment>.record.json``), or None.
+
+    Keys: ``record`` (its path), ``profile``, ``started``, ``source_hash``, ``stale`` (:func:`stale`:
+    its code or parameters changed), ``stale_verdicts`` (claims judged under a registration that
+    has changed since), ``dirty`` (it ran from uncommitted changes), ``commit`` and
+    ``package_changed`` (the package's tree at HEAD differs from the one it ran with: information,
+    not staleness; None when the record predates package trees).
+    """
+    from .claims import VERDICT_KEY, registration_hash
+
     path = project.book_dir / nb.paper / f"{nb.experiment}.record.json"
     if not path.is_file():
         return None
     rec = read_record(path)
+    git = rec.get("git") or {}
+    stale_verdicts = sorted(key[len(VERDICT_KEY):] for key, e in (rec.get("metrics") or {}).items()
+                            if key.startswith(VERDICT_KEY) and isinstance(e, dict) and e.get("registration")
+                            and e["registration"] != registration_hash(key[len(VERDICT_KEY):]))
+    tree = git.get("package_tree")
     return {"record": str(path), "profile": rec.get("profile"), "started": rec.get("started"),
-            "source_hash": rec.get("source_hash"), "stale": stale(project, nb, rec)}
+            "source_hash": rec.get("source_hash"), "stale": stale(project, nb, rec), "stale_verdicts": stale_verdicts,
+            "dirty": git.get("dirty"), "commit": git.get("commit"), "verdict_protocol": rec.get("verdict_protocol", 1),
+            "package_changed": None if not tree else tree != package_tree(project.root)}
 
 
 def lock_hash() -> str | None:

@@ -29,8 +29,8 @@ import pandas as pd
 
 from .. import PAPERS, CellreproError
 from .record import log_metrics
-from .verdicts import (NOT_JUDGED, PROFILE_ENV, VERDICTS, current_profile, effect_text,  # noqa: F401 - the notebooks' API
-                       record_verdict, verdict_rows, verdict_table)
+from .verdicts import (NOT_JUDGED, PROFILE_ENV, VERDICTS, current_profile, decide, effect_text, gate,  # noqa: F401
+                       judge, record_gate, record_verdict, verdict_rows, verdict_table)  # the notebooks' API
 
 COLUMNS = ["paper", "table", "row", "column", "value", "note"]
 

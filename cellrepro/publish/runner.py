@@ -25,8 +25,8 @@ from .._io import atomic_path
 from .params import apply_overrides
 from .profile import overrides_for
 from .project import Notebook, Project
-from .record import (METRICS_ENV, banner_markdown, git_state, machine_device, read_logged, source_hash, versions,
-                     write_record)
+from .record import (METRICS_ENV, PROTOCOL, banner_markdown, git_state, machine_device, read_logged, source_hash,
+                     uncommitted_sources, versions, write_record)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,33 @@ def resolve_overrides(project: Project, nb: Notebook, profile: str, cli: dict[st
     merged = overrides_for(project, profile, nb)
     merged.update(apply_overrides(nb.parameters, cli or {}, where=nb.key, source="-p"))
     return merged
+
+
+def check_publishable(project: Project, nb: Notebook, out: Path) -> None:
+    """Refuse a run into the book's published results from code a reader could not check out.
+
+    A run whose output folder is inside ``book/`` needs every source it depends on committed:
+    tracked files equal to the commit the record names, and no untracked file under
+    ``cellrepro/`` or ``notebooks/`` (:func:`cellrepro.publish.record.uncommitted_sources`); the
+    published outputs themselves (``book/*/*.ipynb``, ``*.record.json``) may differ. Outside a git
+    checkout there is no commit to name, and the record says so.
+
+    Raises:
+        CellreproError: naming the files that differ from the commit.
+    """
+    try:
+        inside = out.resolve().is_relative_to(project.book_dir.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        return
+    changed = uncommitted_sources(project.root)
+    if changed:
+        shown = ", ".join(changed[:12]) + (f" and {len(changed) - 12} more" if len(changed) > 12 else "")
+        raise CellreproError(
+            f"{nb.key}: refusing to publish into {out}: these files differ from the commit the record would name, "
+            f"so no reader could check out the code that made its numbers: {shown}. Commit them first, or run "
+            "with --out outside book/.")
 
 
 def run_notebook(
@@ -103,6 +130,7 @@ def run_notebook(
     overrides = resolve_overrides(project, nb, profile, parameters)
     effective = {p.name: p.default for p in nb.parameters.values()} | overrides
     out = Path(out_dir) if out_dir is not None else default_out_dir(project, profile, nb)
+    check_publishable(project, nb, out)
     record: dict[str, Any] = {
         "notebook": nb.key,
         "source": _relative(nb.source, project.root),
@@ -115,6 +143,7 @@ def run_notebook(
         "git": git if git is not None else git_state(project.root),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_hash": source_hash(nb.source, effective),
+        "verdict_protocol": PROTOCOL,
     }
     with tempfile.TemporaryDirectory(prefix="cellrepro-run-") as tmp:
         src = Path(tmp) / f"{nb.experiment}.ipynb"

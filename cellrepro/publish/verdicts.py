@@ -23,12 +23,11 @@ import pandas as pd
 
 from .. import CellreproError
 from .decision import CLASSES, Decision, Gate, classify, decide, gate  # noqa: F401 - re-exported: cellrepro.verdicts.decide
-from .record import _plain, log_metrics
+from .record import PROTOCOL, _plain, log_metrics
 
 PROFILE_ENV = "CELLREPRO_PROFILE"  # set by the runner to the profile a notebook executes in
 OLD_VERDICTS = ("holds", "fails", "inconclusive", "shape holds, optimum shifted")
 VERDICTS = tuple(dict.fromkeys((*OLD_VERDICTS, *CLASSES)))
-PROTOCOL = 2  # records whose verdicts come from judge(): registered rules, gates, decide()
 NOT_JUDGED = "not judged in the smoke profile"
 _SESSION: dict[str, dict[str, Any]] = {}  # this kernel's verdicts, in the order recorded
 
