@@ -1,5 +1,7 @@
 """The training loop on CPU: learning, determinism, exact resume, atomic checkpoints, NaN, several models."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -9,7 +11,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from cellrepro import CellreproError
 from cellrepro.engine import checkpoint as ckpt
 from cellrepro.engine.train import (NonFiniteLoss, TensorLoader, adam, default_precision, ema, ema_update, fit, make_fabric,
-                             release, resolve_accelerator, seed_everything)
+                                    release, resolve_accelerator, seed_everything)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def regression_data(n=64, seed=0):
@@ -310,3 +314,19 @@ def test_making_a_fabric_prints_no_precision_chatter(capfd, caplog, monkeypatch)
     monkeypatch.setattr(hardware, "_FABRICS", {})  # a fresh Fabric, as in a new kernel
     make_fabric("cpu", "bf16-mixed")
     assert "Automatic Mixed Precision" not in capfd.readouterr().err + caplog.text
+
+
+def test_cpu_settings_follow_the_committed_precision_benchmark():
+    """Each chapter network's CPU precision is the one benchmarks/train_precision.py measured: bf16-mixed
+    only where it ran >= 1.15x fp32 (none on the benchmark's CPU), with the ratio the table states."""
+    import json
+
+    from cellrepro.engine.hardware import CPU_SETTINGS, cpu_setting
+
+    results = json.loads((REPO / "benchmarks" / "results" / "train_precision_cpu.json").read_text())
+    assert set(CPU_SETTINGS) == set(results["networks"])
+    for key, net in results["networks"].items():
+        precision, channels_last = cpu_setting(key)
+        assert precision == ("bf16-mixed" if net["ratios"]["bf16"] >= 1.15 else "32-true"), key
+        best = max((v, k) for k, v in net["ratios"].items() if k in ("cl_fp32", "bf16", "cl_bf16"))[0]
+        assert CPU_SETTINGS[key][2] == pytest.approx(best, abs=0.005), key

@@ -77,6 +77,40 @@ def timed(fn: Any, device: Any = None) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+#: Precision and memory format each chapter's networks train with on a CPU, with the measured ratio of
+#: the best alternative's images/s to fp32's (``python benchmarks/train_precision.py --chapters``, 2 cores of
+#: an AMD EPYC without AVX512-BF16 or AMX, idle, torch 2.14; benchmarks/README.md has the whole table).
+#: bf16-mixed ran at 0.09-0.64x fp32 on every network, so all stay in fp32; channels_last gained at most
+#: 1.12x and not stably between passes (CPnet 1.10 then 0.93), so none switches. On a CPU with native bf16
+#: the benchmark prints other ratios: re-measure before changing an entry. Values: (precision,
+#: channels_last, best alternative / fp32 as measured, that alternative).
+CPU_SETTINGS: dict[str, tuple[str, bool, float, str]] = {
+    "organoid_unet": ("32-true", False, 0.98, "channels_last"),
+    "multimodal_cdnet": ("32-true", False, 1.03, "channels_last"),
+    "multimodal_cpnet": ("32-true", False, 0.93, "channels_last (1.10 in a loaded pass)"),
+    "multimodal_vgg_unet": ("32-true", False, 0.97, "channels_last; bf16-mixed 0.64"),
+    "mmcs_cpnet": ("32-true", False, 0.94, "channels_last"),
+    "mmcs_unet": ("32-true", False, 1.02, "channels_last"),
+    "mmcs_swinunetr": ("32-true", False, 1.06, "channels_last (1.01 in a loaded pass)"),
+    "brightfield_seunet": ("32-true", False, 0.88, "channels_last"),
+    "brightfield_pix2pix": ("32-true", False, 1.12, "channels_last (1.04 in a loaded pass)"),
+    "spheroid_maskrcnn": ("32-true", False, 0.94, "channels_last"),
+    "spheroid_unetpp": ("32-true", False, 1.06, "channels_last (1.06 in a loaded pass too)"),
+}
+
+
+def cpu_setting(network: str) -> tuple[str, bool]:
+    """``(precision, channels_last)`` for training ``network`` on a CPU (:data:`CPU_SETTINGS`).
+
+    >>> cpu_setting("mmcs_cpnet")
+    ('32-true', False)
+    """
+    if network not in CPU_SETTINGS:
+        raise CellreproError(f"no CPU setting measured for {network!r}; known: {', '.join(CPU_SETTINGS)}")
+    precision, channels_last, _, _ = CPU_SETTINGS[network]
+    return precision, channels_last
+
+
 def default_precision(accelerator: str) -> str:
     """bf16-mixed on a GPU that supports it, 32-true elsewhere.
 
