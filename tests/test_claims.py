@@ -163,3 +163,25 @@ def test_each_notebook_that_records_a_verdict_is_the_claims_section(repo):
             judged[cid] = nb.key.replace("/", "-")
     sections = {c["id"]: c["section"] for c in claims()}
     assert {cid: sections[cid] for cid in judged} == judged
+
+
+def test_old_conjunctive_rules_never_imply_holds():
+    from cellrepro.publish.claims import implied
+
+    holding = {"claim": "multimodal-C7", "effect": 0.05, "low": 0.02, "high": 0.08, "n": 3,
+               "threshold": "CI > 0 and style A not below PC", "paper_effect": None}
+    out = implied(holding)
+    assert out["class"] is None and "further conditions" in out["why"] and out["mde"] > 0
+    failing = {**holding, "effect": -0.05, "low": -0.08, "high": -0.02}
+    assert implied(failing)["class"] == "fails"
+    assert implied({**holding, "threshold": "ratio CI > 1"})["mde"] is None  # not a mean difference
+
+
+def test_old_verdicts_without_a_numeric_effect_use_the_registered_one():
+    from cellrepro.publish.claims import implied, registration
+
+    entry = {"claim": "mmcs-C11", "effect": 0.0207, "low": -0.0200, "high": 0.0615, "n": 3, "threshold": "CI > 0",
+             "paper_effect": "+0.289, +0.264"}
+    out = implied(entry)
+    assert out["paper_effect"] == registration("mmcs-C11")["paper_effect"]
+    assert out["class"] == "smaller than the paper's" and "as registered" in out["why"]

@@ -126,10 +126,18 @@ def test_gate_without_a_value_never_passes():
 
 
 def _power(d, n, alpha=0.05):
-    """Power of the two-sided one-sample t-test at standardised effect d, by the noncentral t."""
-    crit = stats.t.ppf(1 - alpha / 2, n - 1)
-    nc = d * math.sqrt(n)
-    return stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    """Power of the two-sided one-sample t-test at standardised effect d, computed independently of
+    scipy's noncentral t: T = (Z + d sqrt(n)) / sqrt(V / df) with V ~ chi2(df), integrated over V."""
+    from scipy import integrate
+
+    df, nc = n - 1, d * math.sqrt(n)
+    crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def given(v):
+        s = math.sqrt(v / df)
+        return (stats.norm.sf(crit * s - nc) + stats.norm.cdf(-crit * s - nc)) * stats.chi2.pdf(v, df)
+
+    return integrate.quad(given, 0, np.inf, limit=200)[0]
 
 
 def test_mde_and_n_needed_have_80_percent_power_by_the_noncentral_t():
@@ -179,3 +187,53 @@ def test_implied_sd_inverts_the_interval_and_classify_agrees_with_decide():
     sd = implied_sd(d.low, d.high, d.n)
     assert sd == pytest.approx(np.std(x, ddof=1))
     assert classify(d.mean, sd, d.n, test="superiority", paper_effect=0.02)["verdict"] == d.verdict
+
+
+def test_non_inferiority_side_ignores_the_sign_of_a_small_paper_effect():
+    """brightfield-C11 registers paper_effect -0.2 AP: a treatment 6 points better is not inferior."""
+    assert decide([5, 6, 7], test="non-inferiority", margin=2.0, paper_effect=-0.2).verdict == "holds"
+    assert decide([-5, -6, -7], test="non-inferiority", margin=2.0, paper_effect=-0.2).verdict == "fails"
+
+
+@pytest.mark.parametrize("d", [2.0, 5.5, 6.5, 8.0, 9.5, 10.5, 12.0, 20.0])
+def test_n_needed_is_the_least_n_with_80_percent_power_even_for_large_effects(d):
+    """statsmodels' solver returns 2 or NaN here (df 1-2); the search on the noncentral t does not."""
+    paired = [-0.5, 0.0, 0.5]  # SD 0.5
+    n = decide(paired, test="superiority", paper_effect=d * 0.5).n_needed
+    assert n is not None
+    assert _power(d, n) >= 0.8 and (n == 2 or _power(d, n - 1) < 0.8)
+
+
+def test_n_needed_for_one_sided_and_equivalence_tests_uses_their_quantiles():
+    from cellrepro.publish.decision import t_power
+
+    paired = [0.004, -0.006, 0.001, 0.003]
+    sd = np.std(paired, ddof=1)
+    ns = decide(paired, test="non-superiority", margin=0.01).n_needed
+    assert t_power(0.01 / sd, ns, two_sided=False) >= 0.8 > t_power(0.01 / sd, ns - 1, two_sided=False)
+    eq = decide(paired, test="equivalence", margin=0.01).n_needed
+    assert t_power(0.01 / sd, eq, two_sided=False) >= 0.9 > t_power(0.01 / sd, eq - 1, two_sided=False)
+
+
+def test_planning_effect_gives_n_needed_where_the_paper_gives_no_effect():
+    d = decide([-0.01, 0.01, 0.02], test="superiority", planning_effect=0.01)
+    assert d.n_needed is not None and d.n_needed > 3
+    assert decide([-0.01, 0.01, 0.02], test="superiority").n_needed is None
+
+
+@pytest.mark.parametrize("test, margin", [("non-inferiority", 0.01), ("equivalence", 0.01),
+                                          ("non-superiority", 0.01), ("sweep", None)])
+def test_a_failed_gate_stops_every_test_type(test, margin):
+    d = decide([0.0, 0.0, 0.0], test=test, margin=margin, gates=[("reference off the floor", False)])
+    assert d.verdict == "not testable here"
+
+
+def test_sweep_with_a_margin_needs_the_interval_above_minus_margin():
+    noisy = [-0.04, 0.03, 0.0]  # mean -0.0033 within one SE (0.020), but the interval reaches -0.09
+    assert decide(noisy, test="sweep").verdict == "holds"
+    assert decide(noisy, test="sweep", margin=0.01).verdict == "underpowered"
+
+
+def test_gate_values_that_are_not_numbers_never_pass():
+    assert not gate("x", "not measured", at_least=0).passed
+    assert gate("x", np.float32(0.5), within=(0.0, 1.0)).passed

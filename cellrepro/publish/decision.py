@@ -25,11 +25,13 @@ outcome of the registered gates into exactly one of :data:`CLASSES`:
 Intervals are Student-t intervals (:func:`scipy.stats.t.interval`); null claims use two one-sided
 tests against the margin (:func:`statsmodels.stats.weightstats.ttost_paired`, which is the
 ``1 - 2 alpha`` interval lying inside ``(-margin, +margin)``); one-sided claims ("no significant
-improvement") a one-sided t-test against ``+margin``; power comes from
-:class:`statsmodels.stats.power.TTestPower`. A per-image bootstrap interval
-(:func:`scipy.stats.bootstrap`) is computed beside the seed interval when per-image differences are
-given; it is shown, never used to decide (images within a seed are not independent replicates of
-the training).
+improvement") a one-sided t-test against ``+margin``. The bars differ, as is standard: a
+superiority verdict needs one side of a 95 % interval (2.5 % one-sided), a null claim's "holds"
+one-sided tests at 5 %. Power (the MDE and the units needed) is that of the t-test each test type
+uses, from the noncentral t (:func:`t_power`; statsmodels' ``TTestPower`` fails at df 1-2 there).
+A per-image bootstrap interval (:func:`scipy.stats.bootstrap`) is computed beside the seed interval
+when per-image differences are given; it is shown, never used to decide (images within a seed are
+not independent replicates of the training).
 
 >>> d = decide([0.02, 0.03, 0.025], test="superiority", paper_effect=0.01)
 >>> d.verdict, round(d.low, 4), round(d.high, 4), d.n
@@ -81,7 +83,9 @@ def gate(name: str, value: float | None, *, at_least: float | None = None, at_mo
          within: tuple[float, float] | None = None) -> Gate:
     """A :class:`Gate` that passes when ``value`` meets the registered threshold.
 
-    A missing or NaN value never passes (a gate that could not be measured did not pass).
+    A missing, NaN or non-numeric value never passes (a gate that could not be measured did not
+    pass). Bounds are inclusive; a strict registered rule ("> 0") takes the next representable
+    number (``math.nextafter(0, 1)``).
 
     >>> gate("pseudo-labels kept", 0, at_least=1).passed
     False
@@ -98,7 +102,8 @@ def gate(name: str, value: float | None, *, at_least: float | None = None, at_mo
         lo, hi, rule = at_least, math.inf, f">= {at_least:g}"
     else:
         lo, hi, rule = -math.inf, at_most, f"<= {at_most:g}"
-    ok = value is not None and not (isinstance(value, float) and math.isnan(value)) and lo <= float(value) <= hi
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = number and math.isfinite(float(value)) and lo <= float(value) <= hi
     return Gate(name=name, passed=bool(ok), value=value, rule=rule)
 
 
@@ -170,50 +175,82 @@ def _interval(mean: float, sd: float, n: int, confidence: float) -> tuple[float,
     return float(low), float(high)
 
 
-def _power(n: int, sd: float, target: float | None, test: str, alpha: float) -> tuple[float | None, int | None]:
-    """``(mde, n_needed)`` at 80 % power for a paired t-test at level ``alpha``.
+def _design(test: str, alpha: float) -> tuple[float, float, bool]:
+    """``(level, power, two_sided)`` of the t-test a test type's power is planned for.
 
-    Superiority, sweeps and non-inferiority: two-sided test of the mean difference. Equivalence:
-    each of the two one-sided tests at ``alpha`` with power 0.9, so that both reject with
-    probability at least 0.8 when the true difference is 0 (a Bonferroni bound on TOST's power).
-    Non-superiority: one one-sided test at ``alpha``.
+    Superiority, sweeps and non-inferiority: a two-sided test at ``alpha`` (the 95 % interval
+    clearing a value), 80 % power. Non-superiority: one one-sided test at ``alpha``, 80 %.
+    Equivalence: each of the two one-sided tests at ``alpha`` with 90 % power, so that both reject
+    with probability at least 0.8 when the true difference is 0 (a Bonferroni bound on TOST's power;
+    conservative by about one unit at n ~ 14).
     """
-    from statsmodels.stats.power import TTestPower
-
-    power, alternative = POWER, "two-sided"
     if test == "equivalence":
-        power, alternative = 0.9, "larger"
-    elif test == "non-superiority":
-        alternative = "larger"
-    analysis = TTestPower()
+        return alpha, 0.9, False
+    if test == "non-superiority":
+        return alpha, POWER, False
+    return alpha, POWER, True
+
+
+def t_power(d: float, n: int, *, alpha: float = 0.05, two_sided: bool = True) -> float:
+    """Power of the one-sample (paired) t-test at standardised effect ``d`` with ``n`` units.
+
+    From the noncentral t distribution (:data:`scipy.stats.nct`). statsmodels' ``TTestPower``
+    computes the same quantity but returns NaN, and its solver 2 or NaN, for effects of 5-12 SD at
+    n = 2-3 (df 1-2), exactly where a well-separated effect lands; hence scipy here.
+
+    >>> round(t_power(1.0, 10), 3)  # statsmodels' TTestPower gives 0.803 too
+    0.803
+    """
+    from scipy import stats
+
+    if n < 2:
+        return math.nan
+    df, nc = n - 1, d * math.sqrt(n)
+    crit = float(stats.t.ppf(1 - alpha / 2 if two_sided else 1 - alpha, df))
+    upper = float(stats.nct.sf(crit, df, nc))
+    lower = float(stats.nct.cdf(-crit, df, nc)) if two_sided else 0.0
+    # scipy's nct returns NaN far in a tail: there the upper term is 1 (nc far above crit) and the
+    # lower one (rejecting on the wrong side) 0
+    upper = upper if math.isfinite(upper) else (1.0 if nc > crit else 0.0)
+    lower = lower if math.isfinite(lower) else 0.0
+    return min(upper + lower, 1.0)
+
+
+def _power(n: int, sd: float, target: float | None, test: str, alpha: float,
+           n_max: int = 100_000) -> tuple[float | None, int | None]:
+    """``(mde, n_needed)``: the effect detectable with 80 % power at this n and SD, and the least n
+    that detects ``target`` (the paper's effect, the margin or a planning effect) at this SD."""
+    from scipy import optimize
+
+    level, power, two_sided = _design(test, alpha)
     mde = None
     if n >= 2 and sd > 0:
-        d = analysis.solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative=alternative)
-        mde = float(np.squeeze(d)) * sd
+        d = optimize.brentq(lambda d: t_power(d, n, alpha=level, two_sided=two_sided) - power, 1e-9, 100.0)
+        mde = d * sd
     elif n >= 2:
         mde = 0.0
     needed = None
-    if target and sd and sd > 0 and n >= 2:
-        effect = abs(target) / sd
-        at_two = float(np.squeeze(analysis.solve_power(effect_size=None, nobs=2, alpha=alpha, power=power,
-                                                        alternative=alternative)))
-        if effect >= at_two:
-            nobs = 2.0  # the effect stands far above the noise: the smallest n with an interval
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    nobs = float(np.squeeze(analysis.solve_power(effect_size=effect, nobs=None, alpha=alpha,
-                                                                  power=power, alternative=alternative)))
-                except (ValueError, RuntimeError):
-                    nobs = math.nan
-        needed = max(2, math.ceil(nobs)) if math.isfinite(nobs) else None  # None: beyond the solver's reach
+    if target and sd > 0 and n >= 2:
+        d = abs(target) / sd
+
+        def enough(m: int) -> bool:
+            return t_power(d, m, alpha=level, two_sided=two_sided) >= power
+
+        hi = 2
+        while not enough(hi) and hi < n_max:  # power grows with n: double, then bisect
+            hi *= 2
+        if enough(hi):
+            lo = hi // 2 if hi > 2 else 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+            needed = hi
     return _finite(mde), needed
 
 
 def classify(mean: float, sd: float, n: int, *, test: str, paper_effect: float | None = None,
              margin: float | None = None, alpha: float = 0.05, direction: int | None = None,
-             p_tost: float | None = None) -> dict[str, Any]:
+             p_tost: float | None = None, planning_effect: float | None = None) -> dict[str, Any]:
     """The verdict class that a mean paired difference, its SD and its n imply (no gates).
 
     This is :func:`decide` on summary statistics; the book uses it to show what a verdict of the
@@ -231,12 +268,13 @@ def classify(mean: float, sd: float, n: int, *, test: str, paper_effect: float |
         raise CellreproError("a descriptive registration is shown, not decided: record it without decide()")
     if test in MARGIN_TESTS and (margin is None or not margin > 0):
         raise CellreproError(f"a {test} test needs a positive margin (in the metric's unit); got {margin!r}")
-    if test in ("equivalence", "non-superiority"):
-        side = 1  # null claims: the difference as given, treatment - reference
-    elif direction is not None:
+    if direction is not None:
         side = 1 if direction >= 0 else -1
+    elif test == "superiority" and paper_effect is not None and paper_effect < 0:
+        side = -1  # the paper claims a decrease
     else:
-        side = -1 if (paper_effect is not None and paper_effect < 0) else 1
+        side = 1  # the difference as given, treatment - reference: better is larger (a margin test's
+        # paper effect is a small number whose sign is noise, never the claim's direction)
     low, high = _interval(mean, sd, n, 1 - alpha)
     # everything below on the paper's side: positive = the direction the paper claims
     lo, hi = (low, high) if side > 0 else (-high, -low)
@@ -263,9 +301,10 @@ def classify(mean: float, sd: float, n: int, *, test: str, paper_effect: float |
         else:
             below = mean < margin
         verdict = "holds" if below else "fails" if lo > margin else None
-    elif test == "sweep":  # one-SE rule: the paper's setting within one SE of our best
+    elif test == "sweep":  # one-SE rule: the paper's setting within one SE of our best ...
         se = sd / math.sqrt(n)
-        verdict = "holds" if mean >= -se else "fails" if hi < 0 else None
+        within = mean >= -se and (margin is None or lo > -margin)  # ... and, with a margin, not worse by it
+        verdict = "holds" if within else "fails" if hi < 0 else None
     smaller = False
     if effect is not None and n >= 2 and test in ("superiority", "non-inferiority"):
         smaller = hi < effect
@@ -273,7 +312,8 @@ def classify(mean: float, sd: float, n: int, *, test: str, paper_effect: float |
             verdict = "smaller than the paper's"
     if verdict is None:
         verdict = "underpowered"
-    target = {"superiority": paper_effect, "sweep": None}.get(test, margin)
+    target = (paper_effect if paper_effect is not None else planning_effect) if test == "superiority" \
+        else (margin if margin is not None else planning_effect)
     mde, needed = _power(n, sd, target, test, alpha)
     return {"verdict": verdict, "test": test, "mean": float(mean), "low": _finite(low), "high": _finite(high),
             "n": int(n), "sd": _finite(sd) if n >= 2 else None, "mde": mde, "n_needed": needed,
@@ -282,7 +322,7 @@ def classify(mean: float, sd: float, n: int, *, test: str, paper_effect: float |
 
 
 def _bootstrap(images: Any, alpha: float) -> tuple[float | None, float | None, int | None]:
-    """Percentile-BCa bootstrap interval of the mean per-image difference (all seeds pooled)."""
+    """Percentile bootstrap interval of the mean per-image difference (all seeds pooled; fixed stream)."""
     from scipy import stats
 
     if images is None:
@@ -295,13 +335,14 @@ def _bootstrap(images: Any, alpha: float) -> tuple[float | None, float | None, i
     if np.ptp(flat) == 0:
         return float(flat[0]), float(flat[0]), int(flat.size)
     res = stats.bootstrap((flat,), np.mean, confidence_level=1 - alpha, n_resamples=2000, method="percentile",
-                          random_state=np.random.default_rng(0))
+                          rng=np.random.default_rng(0))
     return float(res.confidence_interval.low), float(res.confidence_interval.high), int(flat.size)
 
 
 def decide(paired: Sequence[float] | np.ndarray, *, test: str, paper_effect: float | None = None,
            margin: float | None = None, gates: Iterable[Any] = (), alpha: float = 0.05,
-           direction: int | None = None, images: Any = None, seconds_per_unit: float | None = None) -> Decision:
+           direction: int | None = None, images: Any = None, seconds_per_unit: float | None = None,
+           planning_effect: float | None = None) -> Decision:
     """The verdict on one claim, by its registered test, from per-unit paired differences.
 
     Args:
@@ -321,6 +362,8 @@ def decide(paired: Sequence[float] | np.ndarray, *, test: str, paper_effect: flo
             for the bootstrap interval shown beside the seed interval; never used to decide.
         seconds_per_unit: what one more unit costs (the record's wall time per seed); gives
             ``seconds_needed`` for ``n_needed`` units.
+        planning_effect: the smallest effect of interest, for ``n_needed`` where the paper gives no
+            effect (superiority) or the test has no margin (a sweep); never used to decide.
 
     Returns:
         A :class:`Decision`: ``verdict`` (one of :data:`CLASSES`), ``mean``, ``low``, ``high``
@@ -351,7 +394,7 @@ def decide(paired: Sequence[float] | np.ndarray, *, test: str, paper_effect: flo
 
         p_tost = float(ttost_paired(x, np.zeros_like(x), -margin, margin)[0])
     out = classify(mean, sd, n, test=test, paper_effect=paper_effect, margin=margin, alpha=alpha,
-                   direction=direction, p_tost=p_tost)
+                   direction=direction, p_tost=p_tost, planning_effect=planning_effect)
     checked = _gates(gates)
     failed = [g.as_dict() for g in checked if not g.passed]
     if failed:
@@ -376,12 +419,16 @@ def implied_sd(low: float, high: float, n: int, alpha: float = 0.05) -> float:
     return (high - low) / 2 * math.sqrt(n) / float(stats.t.ppf(1 - alpha / 2, n - 1))
 
 
-def planned_n(sd: float, effect: float, cap: int | None = None, *, alpha: float = 0.05, power: float = POWER) -> int:
-    """The units a registration plans: ``n = ((t(1 - alpha/2, n - 1) + z(power)) * sd / effect)^2``, at least 3.
+def planned_n(sd: float, effect: float, cap: int | None = None, *, test: str = "superiority",
+              alpha: float = 0.05) -> int:
+    """The units a registration plans: ``n = ((t(q, n - 1) + z(power)) * sd / effect)^2``, at least 3.
 
+    ``q`` and the power follow the test (:func:`_design`): a two-sided test at ``alpha``
+    (``q = 1 - alpha/2``, 80 %) for superiority, non-inferiority and sweeps; one-sided
+    (``q = 1 - alpha``) for non-superiority (80 %) and for each of equivalence's two tests (90 %).
     Iterated from n = 3 until it repeats (a two-value cycle takes the larger n), then capped by
-    ``cap`` (what the budget affords). The t quantile makes it the usual normal-approximation
-    formula corrected for small n; :func:`decide`'s ``n_needed`` solves the noncentral t exactly.
+    ``cap`` (what the budget affords). This is the issue's normal-approximation formula with the t
+    quantile for small n; :func:`decide`'s ``n_needed`` solves the noncentral t exactly.
 
     >>> planned_n(0.00942, 0.008)  # organoid-C6: 3 -> 37 -> 12 -> 13
     13
@@ -392,10 +439,12 @@ def planned_n(sd: float, effect: float, cap: int | None = None, *, alpha: float 
 
     if not (sd > 0 and effect):
         raise CellreproError(f"planned_n needs a positive SD and a non-zero effect; got sd={sd!r}, effect={effect!r}")
+    level, power, two_sided = _design(test, alpha)
+    q = 1 - level / 2 if two_sided else 1 - level
     z = float(stats.norm.ppf(power))
     n, seen = 3, [3]
     while True:
-        new = max(3, math.ceil(((float(stats.t.ppf(1 - alpha / 2, n - 1)) + z) * sd / abs(effect)) ** 2))
+        new = max(3, math.ceil(((float(stats.t.ppf(q, n - 1)) + z) * sd / abs(effect)) ** 2))
         if new == n:
             break
         if new in seen:
@@ -403,4 +452,4 @@ def planned_n(sd: float, effect: float, cap: int | None = None, *, alpha: float 
             break
         seen.append(new)
         n = new
-    return n if cap is None else min(n, int(cap))
+    return n if cap is None else max(3, min(n, int(cap)))

@@ -38,7 +38,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from .. import PAPERS
 from .claims import OLD_PROTOCOL, chapter_status, claim_status, claims, inconsistencies
-from .decision import CLASSES
+from .decision import CLASSES, MARGIN_TESTS
 from .record import format_duration
 from .tables import fmt_number
 from .verdicts import effect_text
@@ -130,7 +130,10 @@ def _mde_text(row: dict[str, Any]) -> str:
     digits = int(v.get("digits") or 3)
     text = f"MDE {fmt_number(src['mde'], digits)}"
     if src.get("n_needed"):
-        text += f"; {src['n_needed']} {v.get('over') or 'seeds'} for the paper's effect"
+        test = v.get("test") if row["protocol"] != OLD_PROTOCOL else "superiority"
+        aim = "the margin" if test in MARGIN_TESTS else "the paper's effect" if (src.get("paper_effect") is not None) \
+            else "the registered smallest effect of interest"
+        text += f"; {src['n_needed']} {v.get('over') or 'seeds'} to detect {aim}"
         if v.get("seconds_needed"):
             text += f" (~{format_duration(v['seconds_needed'])} on the run's device)"
     return text

@@ -169,7 +169,8 @@ def judge(claim: str, paired: Any, *, gates: Any = (), images: Any = None, secon
     missing = [Gate(name=g["name"], passed=False, value="not measured", rule=str(g.get("rule", "")))
                for g in reg.get("gates") or [] if g["name"] not in names]
     decision = decide(paired, test=reg["test"], paper_effect=reg.get("paper_effect"), margin=reg.get("margin"),
-                      gates=[*given, *missing], images=images, seconds_per_unit=seconds_per_unit)
+                      gates=[*given, *missing], images=images, seconds_per_unit=seconds_per_unit,
+                      planning_effect=reg.get("planning_effect"))
     entry = record_verdict(claim, decision.as_dict(), decision.verdict, metric=metric or reg.get("metric", ""),
                            threshold=_rule_text(reg), paper_effect=reg.get("paper_effect"),
                            over=reg.get("unit", "seeds"), digits=digits, note=note,

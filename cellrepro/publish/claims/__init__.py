@@ -171,10 +171,12 @@ def implied(entry: dict[str, Any]) -> dict[str, Any]:
     """What a verdict recorded under the old protocol implies under :func:`cellrepro.publish.decision.decide`.
 
     From its stored mean, 95 % interval and n: the seed SD, the class, the minimal detectable effect
-    and the units the paper's effect would need. Only a rule of the form "CI > 0" on a mean
-    difference over at least 2 units implies a class (a rule "CI > 0 and ..." is read on its
-    interval alone, and ``why`` says so); any other rule (a ratio, a median, a margin) gets
-    ``class`` None, and still the SD and MDE its interval implies.
+    and the units the paper's effect would need (the entry's own numeric effect, else the
+    registration's for a superiority claim, said in ``why``). Only a rule of the form "CI > 0" on a
+    mean difference over at least 2 units implies a class; a rule "CI > 0 and ..." implies one only
+    when its interval alone rules out "holds" (its further conditions could only lower a holding
+    verdict); a margin rule ("|CI| within ...") gets the SD and MDE but no class; anything else (a
+    ratio, a median, an accuracy bar: not a mean difference) gets none of them.
 
     >>> e = {"effect": 0.005, "low": -0.004, "high": 0.014, "n": 3, "threshold": "CI > 0", "paper_effect": 0.05}
     >>> implied(e)["class"]
@@ -186,19 +188,32 @@ def implied(entry: dict[str, Any]) -> dict[str, Any]:
 
     mean, low, high, n = (entry.get(k) for k in ("effect", "low", "high", "n"))
     rule = str(entry.get("threshold") or "")
-    none = {"class": None, "sd": None, "mde": None, "n_needed": None}
+    none = {"class": None, "sd": None, "mde": None, "n_needed": None, "paper_effect": None}
     if not (all(isinstance(v, (int, float)) for v in (mean, low, high, n)) and n >= 2):
         return {**none, "why": "no interval over at least 2 units was stored"}
-    paper = entry.get("paper_effect")
-    paper = paper if isinstance(paper, (int, float)) else None
+    if not rule.startswith(("CI ", "|CI|")):  # a ratio, a median, an accuracy bar: not a mean difference
+        return {**none, "why": f"its rule ({rule or 'none stored'}) is not an interval of a mean difference"}
+    paper, paper_from = entry.get("paper_effect"), ""
+    if not isinstance(paper, (int, float)):
+        paper = None
+        claim_id = entry.get("claim")
+        reg = _registrations().get(claim_id) if claim_id else None
+        if reg and reg.get("test") == "superiority" and isinstance(reg.get("paper_effect"), (int, float)):
+            paper, paper_from = reg["paper_effect"], "the paper's effect as registered"
     sd = implied_sd(low, high, int(n))
     if not rule.startswith("CI > 0"):
         mde, needed = _power(int(n), sd, paper, "superiority", 0.05)
-        return {**none, "sd": sd, "mde": mde, "n_needed": needed,
-                "why": f"its rule ({rule or 'none stored'}) is not an interval against 0"}
-    out = classify(float(mean), sd, int(n), test="superiority", paper_effect=paper)
-    why = "" if rule == "CI > 0" else "the old rule's further conditions are not re-judged"
-    return {"class": out["verdict"], "sd": out["sd"], "mde": out["mde"], "n_needed": out["n_needed"], "why": why}
+        return {**none, "sd": sd, "mde": mde, "n_needed": needed, "paper_effect": paper,
+                "why": f"its rule ({rule}) is not an interval against 0"}
+    out = classify(float(mean), sd, int(n), test="superiority", paper_effect=paper, direction=1)
+    klass, why = out["verdict"], [paper_from] if paper_from else []
+    if rule != "CI > 0":
+        if klass == "holds":  # its further conditions could still make it fail: no class
+            return {**none, "sd": out["sd"], "mde": out["mde"], "n_needed": out["n_needed"], "paper_effect": paper,
+                    "why": f"its interval clears 0, but its rule ({rule}) has further conditions not re-judged"}
+        why.append("its rule's further conditions are not re-judged (they cannot turn this into holds)")
+    return {"class": klass, "sd": out["sd"], "mde": out["mde"], "n_needed": out["n_needed"], "paper_effect": paper,
+            "why": "; ".join(why)}
 
 
 def claim_status(book_dir: str | Path, sections: set[str] | None = None) -> list[dict[str, Any]]:
