@@ -263,8 +263,12 @@ class ChapterStatus(_RecordsDirective):
             v = r["verdict"]
             effect, interval = effect_text(v)
             paper_effect = v.get("paper_effect")
-            paper_text = fmt_number(paper_effect, int(v.get("digits") or 3), signed=True) \
+            digits = int(v.get("digits") or 3)
+            paper_text = fmt_number(paper_effect, digits, signed=True) \
                 if isinstance(paper_effect, (int, float)) else (paper_effect or "—")
+            used = (r["implied"] or {}).get("paper_effect")
+            if used is not None and not isinstance(paper_effect, (int, float)):
+                paper_text = f"{paper_text} (registered: {fmt_number(used, digits, signed=True)})"
             cells.append([nodes.strong(text=r["id"]), _class_text(r),
                           f"{effect} ({interval})" if interval.startswith("no") else f"{effect} {interval}",
                           str(paper_text), _mde_text(r), _gates_text(r)])

@@ -192,7 +192,7 @@ def implied(entry: dict[str, Any]) -> dict[str, Any]:
     if not (all(isinstance(v, (int, float)) for v in (mean, low, high, n)) and n >= 2):
         return {**none, "why": "no interval over at least 2 units was stored"}
     if not rule.startswith(("CI ", "|CI|")):  # a ratio, a median, an accuracy bar: not a mean difference
-        return {**none, "why": f"its rule ({rule or 'none stored'}) is not an interval of a mean difference"}
+        return {**none, "why": f"its rule ({rule or 'none stored'}) is not read off one interval of a mean difference"}
     paper, paper_from = entry.get("paper_effect"), ""
     if not isinstance(paper, (int, float)):
         paper = None
