@@ -147,6 +147,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     diffs = out["differences"]
     print(f"{out['notebook']}: re-run at commit {out['commit'][:10]} in {out['wall_time_s']} s: "
           + ("every logged number came back" if not diffs else f"{len(diffs)} logged values differ"))
+    if out["same_cpu_isa"] is False and diffs:
+        print("  note: this CPU's instruction set differs from the publishing run's (float kernels round differently)")
     for d in diffs:
         print(f"  {d['key']}: published {_show(d['published'])}, re-run {_show(d['rerun'])}")
     return 1 if diffs else 0

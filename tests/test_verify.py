@@ -35,12 +35,14 @@ def test_publishing_needs_committed_sources_and_verify_gets_every_number_back(ti
     (tiny.root / "notes.txt").write_text("untracked outside the sources: allowed\n")
     result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=out, progress=False)
     assert result.record["git"]["dirty"] is False and result.record["verdict_protocol"] == 2
+    assert isinstance(result.record["cpu_isa"], list)
     assert uncommitted_sources(tiny.root) == []  # its own outputs do not count
     (tiny.root / "notes.txt").unlink()
     _commit(tiny.root, "publish tiny")
     pub = published(tiny, tiny.notebook("demo/tiny"))
     assert pub["dirty"] is False and pub["package_changed"] is None  # the fixture has no package tree
-    assert verify(tiny, "demo/tiny")["differences"] == []
+    same = verify(tiny, "demo/tiny")
+    assert same["differences"] == [] and same["same_cpu_isa"] is True
     # a published number its commit does not give back is found
     rec = json.loads((out / "tiny.record.json").read_text())
     rec["metrics"]["n_used"] = 4

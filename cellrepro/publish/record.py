@@ -195,6 +195,29 @@ def machine_device() -> str:
     return _cpu_name()
 
 
+#: Instruction-set flags that change which float kernels torch and oneDNN run on a CPU.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
+
+
+def cpu_isa() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read).
+
+    Runs are bit-reproducible on one kind of CPU, not across them: another instruction set picks
+    other kernels, whose sums round differently (organoid/pipeline re-run on an AVX2 EPYC gives
+    every published number back; on a CPU with AVX-512 it gave F1 0.8236 for 0.8227). Records
+    store these flags so that a reader, and ``cellrepro verify``, can tell the two apart.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in ISA_FLAGS if f in have]
+    return []
+
+
 def _cpu_name() -> str:
     cpu = platform.processor() or platform.machine()
     try:

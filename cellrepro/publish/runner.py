@@ -25,7 +25,7 @@ from .._io import atomic_path
 from .params import apply_overrides
 from .profile import overrides_for
 from .project import Notebook, Project
-from .record import (METRICS_ENV, PROTOCOL, banner_markdown, git_state, machine_device, read_logged, source_hash,
+from .record import (METRICS_ENV, PROTOCOL, banner_markdown, cpu_isa, git_state, machine_device, read_logged, source_hash,
                      uncommitted_sources, versions, write_record)
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def run_notebook(
                 record["cpu_time_s"] = round(cpu - cpu0, 1)
             logged = read_logged(metrics_file)
             record["device"] = logged.pop("device", None) or machine_device()
+            record["cpu_isa"] = cpu_isa()
             record["metrics"] = logged
             record["status"] = "ok"
             result = nbformat.read(executed, as_version=4)

@@ -59,8 +59,11 @@ def verify(project: Project, name: str, *, tolerance: float = 0.0, progress: boo
     """Re-run the published section ``name`` as its record says and compare what it logs.
 
     Returns:
-        ``{"notebook", "commit", "record", "wall_time_s", "differences"}``: an empty
-        ``differences`` means every number came back.
+        ``{"notebook", "commit", "record", "wall_time_s", "same_cpu_isa", "differences"}``: an
+        empty ``differences`` means every number came back. Runs are bit-reproducible on one kind
+        of CPU only (:func:`cellrepro.publish.record.cpu_isa`): with ``same_cpu_isa`` False, small
+        differences say that the instruction sets differ, not that the code does; None: the record
+        predates the flags.
 
     Raises:
         CellreproError: no published record; a record from uncommitted changes; a checkout at
@@ -92,6 +95,8 @@ def verify(project: Project, name: str, *, tolerance: float = 0.0, progress: boo
     with tempfile.TemporaryDirectory(prefix="cellrepro-verify-") as tmp:
         result = run_notebook(project, nb.key, profile=rec["profile"], parameters=rec.get("overrides") or {},
                               out_dir=Path(tmp), git=here, progress=progress)
+    recorded_isa = rec.get("cpu_isa")
     return {"notebook": nb.key, "commit": git["commit"], "record": str(path),
             "wall_time_s": result.record.get("wall_time_s"),
+            "same_cpu_isa": None if recorded_isa is None else recorded_isa == result.record.get("cpu_isa"),
             "differences": differences(rec.get("metrics") or {}, result.record.get("metrics") or {}, tolerance)}
