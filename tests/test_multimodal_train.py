@@ -207,3 +207,23 @@ def test_same_seed_same_model(data):
     b = train.train_cellpose(images, settings, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert dataclasses.asdict(settings)["crop"] == 32
+
+
+@pytest.mark.parametrize("streams, same", [(True, True), (False, False)])
+def test_a_a_arms_of_the_chapter_s_trainer_are_identical_with_streams(data, monkeypatch, streams, same):
+    """Common random numbers through the chapter's own loop: an arm that also draws from torch's
+    global stream every step (as one sampling unlabelled images would) trains the same weights when
+    the crops come from the seed's stream, and other weights when they come from the global one."""
+    images = data["fluorescence"].labelled
+    settings = train.Settings(**{**TINY, "streams": streams})
+    a = train.train_vgg_unet(images, settings, seed=3)
+    original = crops.CropSampler.sample
+
+    def with_a_no_op_draw(self, indices):
+        torch.rand(7)  # the other arm's extra draw: no effect on the model
+        return original(self, indices)
+
+    monkeypatch.setattr(crops.CropSampler, "sample", with_a_no_op_draw)
+    b = train.train_vgg_unet(images, settings, seed=3)
+    equal = all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert equal is same

@@ -62,6 +62,7 @@ from ...nets.cellpose import CellposeNet
 from ...nets.vgg_unet import VGGUNet
 from ...semi.cps import CPS_ALPHA, SemiBatches, cps_step
 from ...semi.selftrain import pseudo_label_cycles
+from ...engine.streams import Streams
 from ...engine.train import adam, fit, release, seed_everything
 from .evaluate import predict
 
@@ -86,6 +87,10 @@ class Settings:
         cycles: pseudo-label cycles of :func:`self_train_cellpose`.
         alpha: weight of the unlabelled term of Eq. 5 (0.1 in the paper).
         progress: tqdm bars from ``fit``.
+        streams: draw crop positions, flips and batch order of the supervised trainings from their own
+            stream per (seed, model kind) (:mod:`cellrepro.engine.streams`), so that two arms with
+            the same seed see the same batches whatever else they draw; False (the published
+            sections' setting) draws them from torch's global stream.
     """
 
     steps: int = 200
@@ -100,6 +105,7 @@ class Settings:
     cycles: int = 1
     alpha: float = CPS_ALPHA
     progress: bool = False
+    streams: bool = False
 
     def __post_init__(self):
         for name in ("steps", "batch", "crop", "cycles"):
@@ -157,7 +163,8 @@ def _train(kind: str, images: Sequence[CellImage], settings: Settings, seed: int
         raise ValueError(f"settings must be a Settings, got {type(settings).__name__}")
     if not images:
         raise ValueError("images is empty: need at least one labelled image")
-    sampler = CropSampler(kind, images, settings.crop, settings.flips)
+    generator = Streams(seed).torch(f"crops/{kind}") if settings.streams else None
+    sampler = CropSampler(kind, images, settings.crop, settings.flips, generator=generator)
     net = _start(kind, settings, seed, init)
     history = fit({"net": net}, {"net": adam(net.parameters(), lr=settings.lr)}, _supervised_step(kind, sampler),
                   sampler.loader(settings.batch), max_steps=settings.steps, seed=seed, device=settings.device,
