@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cellrepro import CellreproError
 from cellrepro.publish import report, verdicts
@@ -185,3 +187,40 @@ def test_old_verdicts_without_a_numeric_effect_use_the_registered_one():
     out = implied(entry)
     assert out["paper_effect"] == registration("mmcs-C11")["paper_effect"]
     assert out["class"] == "smaller than the paper's" and "as registered" in out["why"]
+
+
+def test_a_revised_rule_shows_the_earlier_verdict_beside_the_new_one(tmp_path, monkeypatch):
+    from cellrepro.publish import claims as mod
+    from cellrepro.publish.sphinx_claims import _class_text
+
+    before = mod.registration_hash("organoid-C6")
+    changed = dict(mod._registrations())
+    revision = {"date": "2026-12-06", "reason": "margin fixed after the pilot", "previous_hash": before,
+                "previous_verdict": "underpowered", "previous_effect": "+0.020 [-0.004, +0.043]"}
+    changed["organoid-C6"] = {**changed["organoid-C6"], "revisions": [revision]}
+    monkeypatch.setattr(mod, "_registrations", lambda: changed)
+    assert mod.registration_hash("organoid-C6") == before  # recording a revision is not itself a change of rule
+    entry = {"claim": "organoid-C6", "verdict": "holds", "effect": 0.02, "low": 0.01, "high": 0.03, "n": 6,
+             "registration": before}
+    path = tmp_path / "organoid" / "a.record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"notebook": "organoid/a", "profile": "book", "status": "ok", "started": "2026",
+                                "metrics": {"verdict/organoid-C6": entry}}))
+    row = {r["id"]: r for r in claim_status(tmp_path)}["organoid-C6"]
+    text = _class_text(row)
+    assert text.startswith("holds") and "margin fixed after the pilot" in text and "gave 'underpowered'" in text
+
+
+def test_a_revision_without_its_reason_is_refused(monkeypatch):
+    from cellrepro.publish import claims as mod
+
+    raw = yaml.safe_load(resources.files(mod.__name__).joinpath("registrations.yml").read_text(encoding="utf-8"))
+    raw["organoid-C6"]["revisions"] = [{"date": "2026-12-06", "previous_hash": "x", "previous_verdict": "fails"}]
+    monkeypatch.setattr(mod.yaml, "safe_load", lambda text: raw)
+    mod._registrations.cache_clear()
+    try:
+        with pytest.raises(CellreproError, match="missing reason"):
+            mod._registrations()
+    finally:
+        monkeypatch.undo()
+        mod._registrations.cache_clear()

@@ -112,13 +112,22 @@ def _class_text(row: dict[str, Any]) -> str:
         implied = row["implied"] or {}
         said = f"old protocol: recorded '{v['verdict']}'"
         if row["class"] is None:
-            return f"{said}; no class implied ({implied.get('why', '')})"
+            return f"{said}; no class implied ({implied.get('why', '')})" + _revisions_text(row)
         extra = f"; {implied['why']}" if implied.get("why") else ""
-        return f"{row['class']} (implied; {said}{extra})"
+        return f"{row['class']} (implied; {said}{extra})" + _revisions_text(row)
     text = row["class"] or v["verdict"]
     if v.get("smaller_than_paper"):
         text += ", smaller than the paper's"
-    return text + (" — STALE: its registration changed after the run" if row["stale"] else "")
+    text += " — STALE: its registration changed after the run" if row["stale"] else ""
+    return text + _revisions_text(row)
+
+
+def _revisions_text(row: dict[str, Any]) -> str:
+    """Rules changed after a result was seen, each with its reason and the earlier rule's verdict."""
+    parts = [f"; rule revised on {r['date']} after a result was seen ({r['reason']}): the earlier rule "
+             f"(registration {r['previous_hash']}) gave '{r['previous_verdict']}'"
+             + (f", {r['previous_effect']}" if r.get("previous_effect") else "") for r in row.get("revisions") or []]
+    return "".join(parts)
 
 
 def _mde_text(row: dict[str, Any]) -> str:

@@ -90,6 +90,8 @@ def inconsistencies() -> list[dict[str, Any]]:
     return [dict(i) for i in _inconsistencies()]
 
 
+REVISION_KEYS = ("date", "reason", "previous_hash", "previous_verdict")
+"""What a registration's ``revisions`` entry records when a rule changes after a result was seen."""
 REGISTRATION_TESTS = ("superiority", "non-inferiority", "equivalence", "non-superiority", "sweep", "descriptive",
                       "untestable")
 
@@ -112,6 +114,11 @@ def _registrations() -> dict[str, dict[str, Any]]:
                                  f"got {test!r}")
         if test in MARGIN_TESTS and not (isinstance(reg.get("margin"), (int, float)) and reg["margin"] > 0):
             raise CellreproError(f"registrations.yml: {cid}: a {test} test needs a positive margin; got {reg.get('margin')!r}")
+        for rev in reg.get("revisions") or []:
+            missing = [k for k in REVISION_KEYS if not rev.get(k)]
+            if missing:
+                raise CellreproError(f"registrations.yml: {cid}: a revision needs {', '.join(REVISION_KEYS)}; "
+                                     f"missing {', '.join(missing)}")
     return raw
 
 
@@ -130,10 +137,16 @@ def registration(claim_id: str) -> dict[str, Any]:
 def registration_hash(claim_id: str) -> str:
     """A short hash of ``claim_id``'s registration: a verdict judged under another hash is stale.
 
+    Changing a rule after a result was seen stays possible, visibly: edit the entry and add to its
+    ``revisions`` list ``{date, reason, previous_hash, previous_verdict, previous_effect}`` (the
+    verdict and effect the earlier rule gave); the book shows it beside the new verdict. The
+    ``revisions`` list itself is not part of the hash.
+
     >>> len(registration_hash("organoid-C6"))
     16
     """
-    text = json.dumps(registration(claim_id), sort_keys=True, default=str)
+    rule = {k: v for k, v in registration(claim_id).items() if k != "revisions"}  # the record of changes is not the rule
+    text = json.dumps(rule, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -229,7 +242,8 @@ def claim_status(book_dir: str | Path, sections: set[str] | None = None) -> list
         None), ``why`` (empty when judged), ``protocol`` (``"registered"``, :data:`OLD_PROTOCOL`,
         or None), ``class`` (the verdict class: the recorded one under a registration, the
         implied one for an old-protocol verdict, None when it cannot be implied), ``implied``
-        (:func:`implied`, old protocol only) and ``stale`` (the registration changed after the run).
+        (:func:`implied`, old protocol only), ``stale`` (the registration changed after the run) and
+        ``revisions`` (the registration's record of rules changed after a result was seen).
     """
     judged = recorded_verdicts(book_dir)
     out = []
@@ -250,8 +264,9 @@ def claim_status(book_dir: str | Path, sections: set[str] | None = None) -> list
         else:
             protocol, imp = OLD_PROTOCOL, implied(entry)
             klass = imp["class"]
+        revisions = list(_registrations().get(c["id"], {}).get("revisions") or [])
         out.append({**c, "verdict": entry, "why": why, "protocol": protocol, "class": klass, "implied": imp,
-                    "stale": stale})
+                    "stale": stale, "revisions": revisions})
     return out
 
 
