@@ -143,8 +143,11 @@ def _mde_text(row: dict[str, Any]) -> str:
         aim = "the margin" if test in MARGIN_TESTS else "the paper's effect" if (src.get("paper_effect") is not None) \
             else "the registered smallest effect of interest"
         text += f"; {src['n_needed']} {v.get('over') or 'seeds'} to detect {aim}"
-        if v.get("seconds_needed"):
-            text += f" (~{format_duration(v['seconds_needed'])} on the run's device)"
+        seconds = v.get("seconds_needed")
+        if not seconds and v.get("wall_time_s") and v.get("n"):  # the whole section's time per unit it ran
+            seconds = v["wall_time_s"] / v["n"] * src["n_needed"]
+        if seconds:
+            text += f" (~{format_duration(seconds)} on the run's device)"
     return text
 
 

@@ -154,8 +154,8 @@ def recorded_verdicts(book_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Judged claims in the run records under ``book_dir`` (``<paper>/*.record.json``).
 
     Returns ``{claim id: verdict entry}`` where each entry is what
-    :func:`cellrepro.publish.report.record_verdict` stored plus ``notebook``, ``device`` and
-    ``profile`` from the record. Smoke-profile records and failed runs are skipped; when two
+    :func:`cellrepro.publish.report.record_verdict` stored plus ``notebook``, ``device``,
+    ``profile`` and ``wall_time_s`` from the record. Smoke-profile records and failed runs are skipped; when two
     records judge the same claim, the later run wins.
     """
     found: dict[str, dict[str, Any]] = {}
@@ -170,7 +170,8 @@ def recorded_verdicts(book_dir: str | Path) -> dict[str, dict[str, Any]]:
             if not key.startswith(VERDICT_KEY) or not isinstance(entry, dict):
                 continue
             full = {**entry, "notebook": rec.get("notebook"), "device": rec.get("device"),
-                    "profile": rec.get("profile"), "started": rec.get("started", "")}
+                    "profile": rec.get("profile"), "started": rec.get("started", ""),
+                    "wall_time_s": rec.get("wall_time_s")}
             cid = key[len(VERDICT_KEY):]
             if cid not in found or full["started"] >= found[cid]["started"]:
                 found[cid] = full
