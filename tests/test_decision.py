@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from cellrepro import CellreproError
-from cellrepro.publish.decision import CLASSES, classify, decide, gate, implied_sd
+from cellrepro.publish.decision import CLASSES, classify, decide, gate
+from cellrepro.publish.power import implied_sd
 from cellrepro.verdicts import decide as decide_from_old_path
 
 K = 4.302653 / math.sqrt(3)  # half-width per unit SD at n = 3
@@ -205,7 +206,7 @@ def test_n_needed_is_the_least_n_with_80_percent_power_even_for_large_effects(d)
 
 
 def test_n_needed_for_one_sided_and_equivalence_tests_uses_their_quantiles():
-    from cellrepro.publish.decision import t_power
+    from cellrepro.publish.power import t_power
 
     paired = [0.004, -0.006, 0.001, 0.003]
     sd = np.std(paired, ddof=1)

@@ -3,7 +3,8 @@
 import pytest
 
 from cellrepro.publish.claims import REGISTRATION_TESTS, claims, registration, registration_hash
-from cellrepro.publish.decision import MARGIN_TESTS, planned_n
+from cellrepro.publish.decision import MARGIN_TESTS
+from cellrepro.publish.power import planned_n
 
 PLANNED = ("superiority", "non-inferiority", "equivalence", "non-superiority", "sweep")
 

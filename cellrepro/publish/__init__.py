@@ -6,6 +6,7 @@ into an executed copy and a run record (:mod:`.runner`, :mod:`.record`), buildin
 (:mod:`.book` and the Sphinx extensions :mod:`.sphinx_cite`, :mod:`.sphinx_claims`,
 :mod:`.sphinx_bibstyle`), what notebooks call to show and record results (:mod:`.report`,
 :mod:`.tables`), and how a claim is judged: the claims register and each claim's registration
-(:mod:`.claims`), the decision rule and gates (:mod:`.verdicts`). Nothing here trains a network;
+(:mod:`.claims`), the decision rule and gates (:mod:`.decision`, :mod:`.verdicts`) and the power
+analysis behind them (:mod:`.power`). Nothing here trains a network;
 the training engine is :mod:`cellrepro.engine`.
 """

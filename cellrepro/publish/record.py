@@ -118,15 +118,18 @@ SOURCE_DIRS = ("cellrepro/", "notebooks/")
 def sources_changed_since(root: str | os.PathLike, commit: str) -> list[str] | None:
     """Files that differ between ``commit`` and ``HEAD`` other than published outputs (a published
     record names the commit before the one that adds it); None when ``commit`` is not in this clone."""
-    import fnmatch
-
     try:
         out = subprocess.run(["git", "-C", os.fspath(root), "diff", "--name-only", commit, "HEAD"],
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return sorted(p for p in out.splitlines()
-                  if p and not any(fnmatch.fnmatch(p, pattern) for pattern in PUBLISHED_OUTPUTS))
+    return sorted(p for p in out.splitlines() if p and not _published_output(p))
+
+
+def _published_output(path: str) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatch(path, pattern) for pattern in PUBLISHED_OUTPUTS)
 
 
 def uncommitted_sources(root: str | os.PathLike) -> list[str] | None:
@@ -139,8 +142,6 @@ def uncommitted_sources(root: str | os.PathLike) -> list[str] | None:
     >>> uncommitted_sources("/") is None
     True
     """
-    import fnmatch
-
     try:
         out = subprocess.run(["git", "-C", os.fspath(root), "status", "--porcelain=v1", "-z", "--untracked-files=all"],
                              capture_output=True, text=True, check=True).stdout
@@ -159,7 +160,7 @@ def uncommitted_sources(root: str | os.PathLike) -> list[str] | None:
             i += 1
         if status == "??" and not path.startswith(SOURCE_DIRS):
             continue
-        if any(fnmatch.fnmatch(path, pattern) for pattern in PUBLISHED_OUTPUTS):
+        if _published_output(path):
             continue
         changed.append(path)
     return sorted(changed)

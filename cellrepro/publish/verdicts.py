@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .. import CellreproError
-from .decision import CLASSES, Decision, Gate, classify, decide, gate  # noqa: F401 - re-exported: cellrepro.verdicts.decide
+from .decision import CLASSES, Decision, Gate, as_gates, classify, decide, gate  # noqa: F401 - re-exported: cellrepro.verdicts.decide
 from .record import PROTOCOL, _plain, log_metrics
 
 PROFILE_ENV = "CELLREPRO_PROFILE"  # set by the runner to the profile a notebook executes in
@@ -159,12 +159,11 @@ def judge(claim: str, paired: Any, *, gates: Any = (), images: Any = None, secon
         CellreproError: an unknown claim, a registration that is ``descriptive`` or ``untestable``.
     """
     from .claims import registration, registration_hash
-    from .decision import _gates
 
     reg = registration(claim)
     if reg["test"] in ("descriptive", "untestable"):
         raise CellreproError(f"{claim} is registered as {reg['test']}: it is shown, not judged")
-    given = _gates(gates)
+    given = as_gates(gates)
     names = {g.name for g in given}
     missing = [Gate(name=g["name"], passed=False, value="not measured", rule=str(g.get("rule", "")))
                for g in reg.get("gates") or [] if g["name"] not in names]

@@ -198,7 +198,8 @@ def implied(entry: dict[str, Any]) -> dict[str, Any]:
     >>> implied({**e, "threshold": "ratio CI > 1"})["class"] is None
     True
     """
-    from ..decision import _power, classify, implied_sd
+    from ..decision import classify
+    from ..power import implied_sd, mde_and_n
 
     mean, low, high, n = (entry.get(k) for k in ("effect", "low", "high", "n"))
     rule = str(entry.get("threshold") or "")
@@ -216,7 +217,7 @@ def implied(entry: dict[str, Any]) -> dict[str, Any]:
             paper, paper_from = reg["paper_effect"], "the paper's effect as registered"
     sd = implied_sd(low, high, int(n))
     if not rule.startswith("CI > 0"):
-        mde, needed = _power(int(n), sd, paper, "superiority", 0.05)
+        mde, needed = mde_and_n(int(n), sd, paper, "superiority", 0.05)
         return {**none, "sd": sd, "mde": mde, "n_needed": needed, "paper_effect": paper,
                 "why": f"its rule ({rule}) is not an interval against 0"}
     out = classify(float(mean), sd, int(n), test="superiority", paper_effect=paper, direction=1)
