@@ -51,3 +51,27 @@ def test_project_book_profile_has_a_gpu_only_list(repo):
     from cellrepro.publish.profile import gpu_only
 
     assert isinstance(gpu_only(repo), list)
+
+
+def test_every_profile_value_of_a_registered_parameter_is_among_its_choices(repo):
+    from cellrepro.publish.params import coerce, load_choices
+
+    registry = load_choices(repo.choices_file)
+    notebooks = repo.notebooks()
+    checked = 0
+    for profile in ("smoke", "book", "paper"):
+        for key, overrides in load_profile(repo, profile).items():
+            for name, value in overrides.items():
+                if name in registry.get(key, {}):
+                    coerce(notebooks[key].parameters[name], value)  # ValueError: outside the choices
+                    checked += 1
+    assert checked  # the paper profile sets organoid/ablation-frozen's losses and spheroid's backbones
+
+
+def test_registry_choices_reach_profiles_and_notebooks(tiny):
+    (tiny.profiles_dir / "choices.yml").write_text("demo/tiny:\n  label: [demo, other]\n")
+    assert tiny.notebook("demo/tiny").parameters["label"].choices == ("demo", "other")
+    assert check_profiles(tiny) == []
+    (tiny.profiles_dir / "book.yml").write_text("demo/tiny:\n  label: nope\n")
+    assert any("parameter 'label' (from profile book): expected one of 'demo', 'other', got 'nope'" in p
+               for p in check_profiles(tiny))

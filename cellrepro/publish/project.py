@@ -5,6 +5,10 @@ A project root holds ``_config.yml``, ``_toc.yml`` and ``notebooks/<paper>/<expe
 ``book/<paper>/<experiment>.ipynb`` with their run record ``<experiment>.record.json``
 beside them. The notebook *key* ``paper/experiment`` names a notebook everywhere: on the
 command line, in profiles and in records.
+
+The registry of parameter choices, ``choices.yml`` beside the profiles, gives the parameters
+of existing notebooks the choices a ``Literal`` annotation would (see
+:mod:`cellrepro.publish.params`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from .. import CellreproError
-from .params import Parameter, parse_parameters
+from .params import Parameter, load_choices, parse_parameters, with_choices
 
 PROFILES = ("smoke", "book", "paper")
 
@@ -28,6 +32,7 @@ class Notebook:
 
     key: str  # "paper/experiment"
     source: Path
+    choices_file: Path | None = field(default=None, compare=False)  # the project's choices.yml
 
     @property
     def paper(self) -> str:
@@ -44,7 +49,13 @@ class Notebook:
 
     @functools.cached_property
     def parameters(self) -> dict[str, Parameter]:
-        """The declared parameters, from the cell tagged ``parameters``."""
+        """The declared parameters, from the cell tagged ``parameters``, with the choices the
+        registry (:attr:`choices_file`) gives them.
+
+        Raises:
+            CellreproError: the source cannot be read, has no single ``parameters`` cell, that
+                cell is not declarative, or a default lies outside its choices.
+        """
         import jupytext
 
         try:
@@ -54,7 +65,9 @@ class Notebook:
         cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
         if len(cells) != 1:
             raise CellreproError(f"{self.source}: expected exactly one code cell tagged 'parameters', found {len(cells)}")
-        return parse_parameters(cells[0].source, where=str(self.source))
+        params = parse_parameters(cells[0].source, where=str(self.source))
+        registry = load_choices(self.choices_file) if self.choices_file else {}
+        return with_choices(params, registry.get(self.key, {}), where=f"{self.key} ({self.choices_file})")
 
 
 @dataclass
@@ -95,10 +108,15 @@ class Project:
     def book_dir(self) -> Path:
         return self.root / "book"
 
+    @property
+    def choices_file(self) -> Path:
+        """The registry of parameter choices: ``choices.yml`` beside the profiles."""
+        return self.profiles_dir / "choices.yml"
+
     def notebooks(self) -> dict[str, Notebook]:
         """Every notebook source, by key, sorted."""
         found = sorted(self.notebooks_dir.glob("*/*.md"))
-        return {f"{p.parent.name}/{p.stem}": Notebook(f"{p.parent.name}/{p.stem}", p) for p in found}
+        return {f"{p.parent.name}/{p.stem}": Notebook(f"{p.parent.name}/{p.stem}", p, self.choices_file) for p in found}
 
     def notebook(self, name: str) -> Notebook:
         """Resolve ``paper/experiment`` or a path to a notebook source.
@@ -116,7 +134,7 @@ class Project:
             for nb in known.values():
                 if nb.source.resolve() == resolved:
                     return nb
-            return Notebook(f"{resolved.parent.name}/{resolved.stem}", resolved)
+            return Notebook(f"{resolved.parent.name}/{resolved.stem}", resolved, self.choices_file)
         listing = "\n".join(f"  {k}" for k in known) or "  (none)"
         raise CellreproError(f"unknown notebook '{name}'. Known notebooks:\n{listing}")
 
