@@ -72,3 +72,8 @@ def problems(html_root: Path, docnames: Iterable[str]) -> list[str]:
             continue
         out += page_problems(page.read_text(encoding="utf-8"), doc, check_captions=doc not in PENDING_CAPTIONS)
     return out
+
+
+def progress_output(text: str) -> list[str]:
+    """Lines of ``text`` that look like a tqdm bar (``desc: 33%|###  | 1/3 [00:00<...]``)."""
+    return [line for line in re.split(r"[\r\n]", text) if re.search(r"\d+%\|.*\| *\d+/\d+|\d+/\d+ \[\d\d:\d\d", line)]

@@ -3,13 +3,14 @@
 import re
 import shutil
 
+import nbformat
 import pytest
 
 from cellrepro import CellreproError
 from cellrepro.publish.book import build_book, staging_root
 from cellrepro.publish.project import Project
 
-from book_html import problems
+from book_html import problems, progress_output
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,11 @@ def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
         assert "cellrepro-banner" in page, nb.key
     assert (html / "book" / "intro.html").is_file()
     assert problems(html, repo.toc_files()) == []
+    executed_notebooks = list((copy / "_build" / "staging" / "smoke" / "book").rglob("*.ipynb"))
+    assert len(executed_notebooks) >= len(repo.toc_notebooks())
+    for executed in executed_notebooks:  # the runner's kernels draw no progress bars
+        outputs = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])]
+        assert not progress_output("".join(o.get("text", "") for o in outputs)), executed
 
 
 def _mark_gpu_only(tiny, keys):

@@ -8,6 +8,8 @@ import pytest
 from cellrepro import CellreproError
 from cellrepro.publish.runner import BANNER_TAG, CITE_TAG, NotebookFailed, run_notebook
 
+from book_html import progress_output
+
 pytestmark = pytest.mark.slow
 
 
@@ -145,3 +147,60 @@ def test_record_holds_the_source_hash_and_staleness_follows_code_and_profile(tin
     (tiny.profiles_dir / "smoke.yml").write_text("demo/tiny:\n  n: 5\n")
     assert stale(tiny, tiny.notebook("demo/tiny"), rec)  # so does a profile's parameter
     assert stale(tiny, nb, {k: v for k, v in rec.items() if k != "source_hash"})  # an old record
+
+
+PROGRESS_CELLS = '''
+```{code-cell} ipython3
+import os
+from tqdm import tqdm
+from cellrepro.engine.progress import bar
+
+for _ in bar(range(3), desc="ours", disable=None):
+    pass
+for _ in bar(range(3), desc="ours, always on"):
+    pass
+for _ in tqdm(range(3), desc="a library's"):
+    pass
+print("wait policy:", os.environ.get("OMP_WAIT_POLICY"))
+```
+'''
+
+
+def test_executed_notebooks_carry_no_progress_bars_and_a_passive_wait_policy(tiny, tmp_path, monkeypatch):
+    source = tiny.notebooks_dir / "demo" / "tiny.md"
+    source.write_text(source.read_text() + PROGRESS_CELLS)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path / "out", progress=False)
+    nb = nbformat.read(result.notebook, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs) + json.dumps([o.get("data", {}) for o in outputs])
+    assert "wait policy: PASSIVE" in text
+    assert not progress_output(text), progress_output(text)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice is kept
+    result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path / "again", progress=False)
+    nb = nbformat.read(result.notebook, as_version=4)
+    assert "wait policy: ACTIVE" in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+
+TABLE_CELLS = """
+```{code-cell} ipython3
+import pandas as pd
+from cellrepro.publish import report
+
+if n > 0:
+    report.table(pd.DataFrame({"inside": [1.5]}), caption="a table inside an if")
+print("between")
+report.table(pd.DataFrame({"last": [2.5]}), caption="a table on the last line")
+```
+"""
+
+
+def test_every_table_a_notebook_computes_is_shown_once(tiny, tmp_path):
+    source = tiny.notebooks_dir / "demo" / "tiny.md"
+    source.write_text(source.read_text() + TABLE_CELLS)
+    result = run_notebook(tiny, "demo/tiny", profile="smoke", out_dir=tmp_path / "out", progress=False)
+    nb = nbformat.read(result.notebook, as_version=4)
+    html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert sum("a table inside an if" in h for h in html) == 1
+    assert sum("a table on the last line" in h for h in html) == 1

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from .progress import bar as progress_bar
 
 from .. import CellreproError
 from . import checkpoint as ckpt
@@ -308,7 +308,7 @@ def fit(
 
     for m in models.values():
         m.train()
-    with tqdm(total=max_steps, initial=ctx.step, desc=desc, disable=not progress or not fabric.is_global_zero) as bar:
+    with progress_bar(total=max_steps, initial=ctx.step, desc=desc, disable=not progress or not fabric.is_global_zero) as bar:
         while ctx.step < max_steps:
             logged: dict[str, list[Any]] = {}
             ctx.stepped = set()

@@ -160,7 +160,8 @@ def run_notebook(
             t0 = time.perf_counter()
             cpu0 = _children_cpu_s()
             with _env(METRICS_ENV, str(metrics_file)), _env(PROFILE_ENV, profile), \
-                    _env("PYTHONWARNINGS", _kernel_warnings()), _known_parameters(set(nb.parameters)):
+                    _env("PYTHONWARNINGS", _kernel_warnings()), kernel_environment(), \
+                    _known_parameters(set(nb.parameters)):
                 papermill.execute_notebook(
                     str(src), str(executed), parameters=overrides, kernel_name=KERNEL["name"],
                     progress_bar=progress, cwd=os.getcwd(), config=_kernel_config(Path(tmp)),
@@ -204,6 +205,23 @@ def _children_cpu_s() -> float | None:
         return None
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def kernel_environment() -> Iterator[None]:
+    """What the kernel of an executed notebook runs with, beside the metrics and profile variables.
+
+    * ``OMP_WAIT_POLICY``: the user's choice, else passive (:data:`cellrepro.THREAD_WAIT_POLICY`):
+      torch's OpenMP threads do not spin for a core another job holds.
+    * ``CELLREPRO_PROGRESS=0`` and ``TQDM_DISABLE=1``: no progress bars in a published page,
+      neither the package's (:mod:`cellrepro.engine.progress`) nor a library's.
+    """
+    from .. import THREAD_WAIT_POLICY
+    from ..engine import progress
+
+    with _env("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", THREAD_WAIT_POLICY)), \
+            _env(progress.ENV, "0"), _env("TQDM_DISABLE", "1"):
+        yield
 
 
 #: Parts of function names on a traceback that show the kernel was being started.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from ..engine.progress import bar as progress_bar
 
 from .select import StackError, check_stack, grey_stack
 
@@ -95,7 +95,7 @@ def check_all(stacks: list[Path], k: int, progress: bool = True) -> dict[str, st
     from ..data.types import DataError
 
     bad = {}
-    for path in tqdm(stacks, desc="checking stacks", unit="stack", disable=not progress or len(stacks) < 2):
+    for path in progress_bar(stacks, desc="checking stacks", unit="stack", disable=not progress or len(stacks) < 2):
         try:
             check_stack(read_stack(path), k, name=str(path))
         except (StackError, DataError) as err:
@@ -131,7 +131,7 @@ def stack_all(stacks: list[Path], k: int, out: Path, skip_bad: bool = False, pro
                          f"{listed}{more}\n(--skip-bad stacks the others and lists these)")
     result = BatchResult(skipped=bad)
     todo = [p for p in stacks if str(p) not in bad]
-    bar = tqdm(todo, desc="SBS-Stacking", unit="stack", disable=not progress)
+    bar = progress_bar(todo, desc="SBS-Stacking", unit="stack", disable=not progress)
     for path in bar:
         arr = read_stack(path)
         res = sbs_stack(arr, k=k, progress=progress and len(todo) == 1, **sbs_kwargs)

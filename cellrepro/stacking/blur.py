@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from ..engine.progress import bar as progress_bar
 
 SCALES = (7, 15, 31, 63)
 GRADIENTS = ("sobel", "roberts")
@@ -330,7 +330,7 @@ def blur_maps(image: np.ndarray, normalize: Sequence[str] = NORMALIZE, gradient:
         return F.interpolate(t, size=grey.shape[-2:], mode="bilinear", align_corners=False) if stride > 1 else t
 
     t_slice, kept = [], []
-    for z in tqdm(range(z_count), desc="HiFST blur maps", unit="slice", disable=not progress):
+    for z in progress_bar(range(z_count), desc="HiFST blur maps", unit="slice", disable=not progress):
         layers = sorted_layers(gradient_magnitude(grey[z:z + 1], gradient), scales, stride)
         if "slice" in normalize:  # Eq. 5 within the image, as HiFST
             t_slice.append(t_from(_minmax(layers, (2, 3))))

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from ..engine.progress import bar as progress_bar
 
 from ..data.synthetic.dic_spheroid import in_focus_masks
 from ..data.types import ZStack
@@ -58,7 +58,7 @@ def measure(samples: Sequence[tuple[int, ZStack]], ks: Sequence[int], progress: 
     from a generator seeded by its seed and position, so reruns give the same table.
     """
     quality, agreement = [], []
-    for i, (seed, sample) in enumerate(tqdm(samples, desc="stacks", unit="stack", disable=not progress)):
+    for i, (seed, sample) in enumerate(progress_bar(samples, desc="stacks", unit="stack", disable=not progress)):
         if sample.in_focus is None or sample.depth is None or sample.labels is None:
             raise ValueError(f"{sample.name}: this measurement needs the all-in-focus truth, depth and labels "
                              "of a synthetic stack (or a data_root with truth/ and labels/)")

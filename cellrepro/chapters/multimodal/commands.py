@@ -48,7 +48,7 @@ def _count(rows: list[dict], key: str) -> str:
 def route_lines(args: argparse.Namespace) -> Iterator[str]:
     """``cellrepro route``: branch and HSV features of every image, no model loaded."""
     import pandas as pd
-    from tqdm import tqdm
+    from ...engine.progress import bar as progress_bar
 
     from ..._io import atomic_write_text
     from .pipeline import Pipeline
@@ -56,7 +56,7 @@ def route_lines(args: argparse.Namespace) -> Iterator[str]:
     files = _images(args.images)
     pipeline = Pipeline.load(args.pipeline, branches=[])
     rows = []
-    for path in tqdm(files, desc="route", unit="image", disable=None):
+    for path in progress_bar(files, desc="route", unit="image", disable=None):
         branch, features = pipeline.route_with_features(_read(path))
         rows.append({"image": path.name, "branch": branch, **dict(zip(FEATURES, features.tolist()))})
     atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
@@ -81,7 +81,7 @@ def predict_lines(args: argparse.Namespace) -> Iterator[str]:
     """``cellrepro predict``: route every image, load the needed branch models, write label TIFFs."""
     import numpy as np
     import pandas as pd
-    from tqdm import tqdm
+    from ...engine.progress import bar as progress_bar
 
     from ... import CellreproError
     from ..._io import atomic_write_text
@@ -95,7 +95,7 @@ def predict_lines(args: argparse.Namespace) -> Iterator[str]:
     if twins:
         raise CellreproError(f"{args.images}: images share a name stem, so their <stem>_label.tiff would clash: {twins}")
     pipeline = Pipeline.load(args.pipeline, branches=[], device=_device(args.device))
-    branches = {p: pipeline.route(_read(p)) for p in tqdm(files, desc="route", unit="image", disable=None)}
+    branches = {p: pipeline.route(_read(p)) for p in progress_bar(files, desc="route", unit="image", disable=None)}
     missing = sorted(set(branches.values()) - set(pipeline.branches))
     if missing:
         which = "; ".join(f"{b}: {', '.join(p.name for p in files if branches[p] == b)[:200]}" for b in missing)
@@ -103,7 +103,7 @@ def predict_lines(args: argparse.Namespace) -> Iterator[str]:
                              f"the pipeline has models for {pipeline.branches}")
     out = Path(args.out)
     rows = []
-    for path in tqdm(files, desc="predict", unit="image", disable=None):
+    for path in progress_bar(files, desc="predict", unit="image", disable=None):
         labels, branch, used = pipeline.predict(_read(path), branches[path])
         dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.int32
         write_image(out / f"{path.stem}_label.tiff", labels.astype(dtype))

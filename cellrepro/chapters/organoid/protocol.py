@@ -125,11 +125,11 @@ def pretrainers(dataset: str, data_root: str | None, seeds: list[int], n_train: 
                 crop: int, n_labelled: int | None, settings: Settings, pool_share: float = 0.5):
     """For each seed: its training images and split (the test set is shared), as a
     :class:`Pretrainer`, with the training and test images: ``(pretrainer, train, test)``."""
-    from tqdm import tqdm
+    from ...engine.progress import bar as progress_bar
 
     from .split import load_images, prepare
 
-    for seed in tqdm(seeds, desc="seeds", unit="seed", disable=None):
+    for seed in progress_bar(seeds, desc="seeds", unit="seed", disable=None):
         train, test = load_images(dataset, data_root, n_train, n_test, size, seed)
         sp = prepare(train, test, crop, seed, pool_share=pool_share, n_labelled=n_labelled)
         yield Pretrainer(sp, settings, seed), train, test

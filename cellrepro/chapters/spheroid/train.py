@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 
 from ...data.types import ZStack
 from ...engine.hardware import adam
@@ -62,7 +62,7 @@ def rankings(stacks: Sequence[ZStack], normalize: str = "stack", progress: bool 
     from ...stacking import blur_map, slice_scores
 
     return [np.argsort(-slice_scores(blur_map(s.stack, normalize=normalize, **blur_kwargs)), kind="stable")
-            for s in tqdm(stacks, desc="blur maps", unit="stack", disable=not progress)]
+            for s in progress_bar(stacks, desc="blur maps", unit="stack", disable=not progress)]
 
 
 def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str = "stack", progress: bool = True,

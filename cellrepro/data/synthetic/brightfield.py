@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 from scipy import ndimage as ndi
 
 from ..types import Field
@@ -80,9 +80,9 @@ def generate(n: int = 60, n_pool: int = 200, size: int = 256, seed: int = 0, ove
         ``(fields, pool)``; pool items have ``fluorescence``, ``amodal`` and ``nuclei`` None.
     """
     fields = [make_field(f"field_{i:04d}", np.random.default_rng([seed, 0, i]), size, overlap, cells, optics)
-              for i in tqdm(range(n), desc="brightfield fields", unit="field", disable=None)]
+              for i in progress_bar(range(n), desc="brightfield fields", unit="field", disable=None)]
     pool = []
-    for i in tqdm(range(n_pool), desc="brightfield pool", unit="field", disable=None):
+    for i in progress_bar(range(n_pool), desc="brightfield pool", unit="field", disable=None):
         f = make_field(f"pool_{i:05d}", np.random.default_rng([seed, 1, i]), size, overlap, cells, optics)
         pool.append(Field(f.name, f.phase, f.bf_low, f.bf_high))
     return fields, pool

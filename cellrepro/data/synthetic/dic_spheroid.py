@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 from scipy import ndimage as ndi
 
 from ..types import ZStack
@@ -92,7 +92,7 @@ def generate(n: int = 40, size: int = 256, slices: int = 15, seed: int = 0, nois
     defocus_sigma(1, size, na, step_um)  # checks na
     rngs = [np.random.default_rng([seed, i]) for i in range(n)]
     return [make_stack(f"stack_{i:04d}", rng, size, slices, noise, na, step_um)
-            for i, rng in enumerate(tqdm(rngs, desc="dic-spheroid", unit="stack", disable=None))]
+            for i, rng in enumerate(progress_bar(rngs, desc="dic-spheroid", unit="stack", disable=None))]
 
 
 def make_stack(name: str, rng: np.random.Generator, size: int, slices: int, noise: float, na: float = 0.4,

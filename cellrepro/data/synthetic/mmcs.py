@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 
 from ..types import CellImage
 from ._shapes import blob, illumination, place, smooth_noise
@@ -65,7 +65,7 @@ def generate(n_labeled: int = 24, n_unlabeled: int = 72, size: int = 192, seed: 
     salt = sorted(STYLES).index(style)
     out: tuple[list[CellImage], list[CellImage]] = ([], [])
     for part, (count, prefix) in enumerate(((n_labeled, style), (n_unlabeled, f"{style}_unlabeled"))):
-        for i in tqdm(range(count), desc=f"mmcs {style} ({'labeled' if part == 0 else 'unlabeled'})",
+        for i in progress_bar(range(count), desc=f"mmcs {style} ({'labeled' if part == 0 else 'unlabeled'})",
                       unit="image", disable=None):
             img = make_image(f"{prefix}_{i:05d}", np.random.default_rng([seed, salt, part, i]), size, style)
             if part == 1:

@@ -34,7 +34,7 @@ type per modality, no whole-slide images, no stain variation between labs.
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 from scipy import ndimage as ndi
 
 from ..types import MODALITIES, CellImage
@@ -82,7 +82,7 @@ def generate(n_labeled: int = 200, n_unlabeled: int = 600, size: int = 256, seed
     probs /= probs.sum()
     out: tuple[list[CellImage], list[CellImage]] = ([], [])
     for part, (count, prefix) in enumerate(((n_labeled, "cell"), (n_unlabeled, "unlabeled"))):
-        for i in tqdm(range(count), desc=f"multimodal ({prefix})", unit="image", disable=None):
+        for i in progress_bar(range(count), desc=f"multimodal ({prefix})", unit="image", disable=None):
             rng = np.random.default_rng([seed, part, i])
             modality = names[rng.choice(len(names), p=probs)]
             img = make_image(f"{prefix}_{i:05d}", rng, size, modality, fluorescence_style)

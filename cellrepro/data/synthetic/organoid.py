@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from tqdm import tqdm
+from ...engine.progress import bar as progress_bar
 
 from ..types import OrganoidImage
 from ._shapes import blob, dome, illumination, place, smooth_noise
@@ -71,7 +71,7 @@ def generate(n: int = 12, size: int = 1024, seed: int = 0, drop_large: float = 0
     """
     return [make_image(f"organoids_{i:03d}", np.random.default_rng([seed, i]), (size * 3 // 4, size),
                        drop_large, drop_any, coarse, cluster, contrast)
-            for i in tqdm(range(n), desc="organoid", unit="image", disable=None)]
+            for i in progress_bar(range(n), desc="organoid", unit="image", disable=None)]
 
 
 def _centre(rng: np.random.Generator, shape: tuple[int, int], radius: float, taken: np.ndarray,
