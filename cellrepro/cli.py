@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from typing import Any, Callable
 
@@ -34,6 +35,44 @@ DATA_FAMILIES = ("dic-spheroid", "multimodal", "mmcs", "brightfield-overlap", "o
 DATA_FORMATS = ("cellseg", "cellpose", "livecell", "zstack", "organoid", "fields")  # cellrepro.data.summary.FORMATS
 
 Handler = Callable[[argparse.Namespace], int]
+
+_ROLE = re.compile(r":[\w.:+-]+:`~?(?:([^`<]*?)\s*<[^`>]*>|([^`]*))`")  # :func:`x`, :ref:`text <target>`
+_LITERAL = re.compile(r"``(.+?)``")  # ``x``
+_INTERPRETED = re.compile(r"(?<![\w`])`([^`]+)`(?![\w`])")  # `x`
+
+
+def plain_help(text: str | None) -> str | None:
+    """Help text without reST markup: the descriptions come from docstrings written for Sphinx.
+
+    ``x`` and `x` become 'x'; :func:`a.b` becomes a.b (:ref:`text <target>` its text).
+
+    >>> plain_help("The ``cellrepro`` command (see :func:`~cellrepro.cli.main`, `cellrepro list`)")
+    "The 'cellrepro' command (see cellrepro.cli.main, 'cellrepro list')"
+    """
+    if not text:
+        return text
+    text = _ROLE.sub(lambda m: (m.group(1) if m.group(1) is not None else m.group(2)).strip(), text)
+    text = _LITERAL.sub(r"'\1'", text)
+    return _INTERPRETED.sub(r"'\1'", text)
+
+
+class _PlainFormatter(argparse.HelpFormatter):
+    """Descriptions and argument help through :func:`plain_help`."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain_help(text) or "")
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return plain_help(super()._expand_help(action)) or ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """The command's parser: help without reST markup; subcommands' parsers are of this class
+    too (argparse makes them with the parent's class), so every ``--help`` is plain."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _PlainFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _printing(lines: Callable[[argparse.Namespace], Any]) -> Handler:
@@ -69,7 +108,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append({
             "notebook": nb.key,
             "source": str(nb.source.relative_to(project.root)) if nb.source.is_relative_to(project.root) else str(nb.source),
-            "parameters": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help}
+            "parameters": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help,
+                            **({"choices": list(p.choices)} if p.choices else {})}
                            for p in nb.parameters.values()],
             "last_run": last,
             "published": published(project, nb),
@@ -126,10 +166,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """Print a notebook's parameters in a profile (and ``-p`` overrides) as YAML, for papermill ``-f``."""
+    import yaml
+
+    from .publish.runner import resolve_overrides
+
+    project = _project(args)
+    nb = project.notebook(args.notebook)
+    overrides = resolve_overrides(project, nb, args.profile, dict(args.param or []))
+    values = overrides if not args.all else {p.name: p.default for p in nb.parameters.values()} | overrides
+    print(yaml.safe_dump(values, sort_keys=False, default_flow_style=None, width=100).rstrip() if values else "{}")
+    return 0
+
+
 def _show(value: Any) -> str:
-    """A logged metric for the terminal: floats to 4 decimals, a verdict entry in one line."""
+    """A logged metric for the terminal: floats to 4 decimals (a missing one "n/a"), a verdict
+    entry in one line."""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4f}" if value == value else "n/a"
     if isinstance(value, dict) and "verdict" in value:
         from .publish.verdicts import effect_text
 
@@ -232,19 +287,17 @@ def cmd_blurmap(args: argparse.Namespace) -> int:
 def cmd_stack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from ._io import atomic_write_json
     from .data.files import write_image
     from .stacking import sbs_stack
-    from .stacking.batch import find_stacks, read_stack, stack_all
+    from .stacking.batch import as_type, find_stacks, read_stack_and_type, stack_all
 
     kwargs = {"gradient": args.gradient, "stride": args.stride, "device": args.device}
     stacks = find_stacks(args.zstack)
     if len(stacks) == 1 and stacks[0] == Path(args.zstack) and not Path(args.out).is_dir():
-        stack = read_stack(args.zstack)
+        stack, raw_type = read_stack_and_type(args.zstack)
         result = sbs_stack(stack, k=args.k, progress=True, **kwargs)
-        write_image(args.out, result.image.astype(np.float32))
+        write_image(args.out, as_type(result.image, raw_type if args.dtype == "input" else args.dtype, grey=stack))
         print(f"{args.zstack}: kept slices {sorted(result.indices.tolist())} of {len(stack)} -> {args.out}")
         if args.scores:
             atomic_write_json(args.scores, {"k": args.k, "selected": result.indices.tolist(),
@@ -255,7 +308,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if out.suffix.lower() in (".tif", ".tiff") or (out.exists() and not out.is_dir()):
         raise CellreproError(f"{args.zstack} holds {len(stacks)} stacks: --out must be a folder, not {out}")
     out.mkdir(parents=True, exist_ok=True)
-    batch = stack_all(stacks, args.k, out, skip_bad=args.skip_bad, **kwargs)
+    batch = stack_all(stacks, args.k, out, skip_bad=args.skip_bad, dtype=args.dtype, **kwargs)
     for name, why in batch.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     print(f"{len(batch.written)} of {len(stacks)} stacks stacked (k={args.k}) -> {out}"
@@ -267,7 +320,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cellrepro", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="cellrepro", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"cellrepro {__version__}")
     parser.add_argument("--root", help="project root (default: found from the current folder upwards)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -276,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="papers, notebooks, their parameters and last runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("params", help="a notebook's parameters in a profile, as YAML (for papermill -f)")
+    p.add_argument("notebook", help="paper/experiment (see `cellrepro list`) or a path to its .md source")
+    p.add_argument("--profile", choices=PROFILES, default="book", help="profile whose overrides to print")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="an override on top of the profile, checked like `cellrepro run -p`")
+    p.add_argument("--all", action="store_true", help="every parameter, defaults included (not only overrides)")
+    p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("run", help="execute one notebook with a profile and parameters")
     p.add_argument("notebook", help="paper/experiment (see `cellrepro list`) or a path to its .md source")
@@ -321,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient", choices=GRADIENTS, default="sobel", help="sobel (HiFST) or roberts (spheroid paper)")
     p.add_argument("--stride", type=int, default=1, help="evaluate the blur map at every N-th pixel (1 = exact)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", choices=("input", "float32", "float64", "uint8", "uint16"), default="input",
+                   help="data type of the stacked image: the input's (rounded and clipped for integers), or one named")
     p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("eval", help="score a folder of predicted instances against ground truth")

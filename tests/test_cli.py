@@ -22,6 +22,26 @@ def test_list_shows_parameters_and_last_runs(tiny, capsys):
     assert "smoke never run" in out
 
 
+def test_params_prints_a_profiles_parameters_for_papermill(repo, tiny, capsys):
+    import json
+
+    import yaml
+
+    assert main(["--root", str(tiny.root), "params", "demo/tiny", "--profile", "smoke", "-p", "scale", "2"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {"n": 2, "scale": 2.0}
+    assert main(["--root", str(repo.root), "params", "organoid/pipeline", "--profile", "smoke"]) == 0
+    smoke = yaml.safe_load(capsys.readouterr().out)
+    assert smoke["seeds"] == [0] and "loss" not in smoke
+    assert main(["--root", str(repo.root), "params", "organoid/pipeline", "--profile", "smoke", "--all"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["loss"] == "bce_dice"
+    assert main(["--root", str(repo.root), "params", "organoid/pipeline", "-p", "loss", "foo"]) == 2
+    assert "one of 'bce_dice'" in capsys.readouterr().err
+    assert main(["--root", str(repo.root), "list", "--json"]) == 0
+    rows = {r["notebook"]: r for r in json.loads(capsys.readouterr().out)}
+    loss = [p for p in rows["organoid/pipeline"]["parameters"] if p["name"] == "loss"][0]
+    assert loss["choices"] == ["bce_dice", "ssim_dice", "ssim_mae_dice"]
+
+
 @pytest.mark.slow
 def test_run_then_list_reports_the_run(tiny, capsys):
     assert main(["--root", str(tiny.root), "run", "demo/tiny", "--profile", "smoke", "-q", "-p", "scale", "1"]) == 0
@@ -95,6 +115,33 @@ def test_every_option_has_help_text():
 
     missing = [name for name, text in walk(build_parser(), "cellrepro") if not text]
     assert missing == []
+
+
+def test_no_help_shows_rest_markup(capsys):
+    """Issue 33: `cellrepro --help` printed "The ``cellrepro`` command" (the module docstring, reST).
+    Every parser's help, the top level's and each subcommand's, is plain text."""
+    import argparse
+    import re
+
+    from cellrepro.cli import build_parser, plain_help
+
+    def parsers(parser, path):
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from parsers(sub, f"{path} {name}")
+
+    markup = re.compile(r"``|:[a-z]+:`")
+    found = list(parsers(build_parser(), "cellrepro"))
+    assert len(found) > 10  # the top level, its subcommands and the data subcommands
+    for path, parser in found:
+        text = parser.format_help()
+        assert not markup.search(text), f"{path} --help: {markup.search(text).group()!r}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "The 'cellrepro' command" in capsys.readouterr().out
+    assert plain_help(":ref:`the book <book-intro>` and :mod:`~cellrepro.cli`") == "the book and cellrepro.cli"
 
 
 def test_metrics_print_to_four_decimals_and_verdicts_in_one_line():

@@ -84,3 +84,26 @@ def test_multimodal_routing_figure_keeps_fonts_of_8_pt():
     fig = mm.routing_figure(np.random.rand(12, 6), truth, confusion(truth, truth[::-1]))
     assert fig.get_figwidth() <= mm.WIDTH + 1e-9
     assert report.rendered_font_pt(fig) >= 8
+
+
+def test_an_all_white_mask_panel_has_a_frame():
+    """Issue 33: the organoid predictions figure's "true mask" column was nearly all white and
+    drawn without a frame, so on the white page it looked missing. Every image panel of the
+    chapter's grid has a thin grey frame; the pixels along the panel's edge are not white."""
+    import torch
+
+    from cellrepro.chapters.organoid import figures as org
+
+    x = torch.rand(2, 1, 32, 32)
+    white = torch.ones(2, 1, 32, 32)  # an annotation and a true mask with no background at all
+    fig = org.predictions(x, white, {"pre-trained": np.ones((2, 32, 32))}, [0, 1], true=white)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    height = pixels.shape[0]
+    for ax in fig.axes:
+        assert ax.axison and all(s.get_visible() for s in ax.spines.values()), ax.get_title()
+        assert ax.get_xticks().size == 0 and ax.get_yticks().size == 0, ax.get_title()
+        box = ax.get_window_extent()
+        row = height - int(round((box.y0 + box.y1) / 2))  # a pixel row through the panel's middle
+        left = pixels[row, int(box.x0) - 1:int(box.x0) + 2]
+        assert (left.sum(-1) < 3 * 250).any(), f"{ax.get_title()}: no frame on the left edge"

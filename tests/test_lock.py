@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -51,25 +52,40 @@ def test_readme_and_reproducibility_page_say_how_to_install_from_the_lock():
         assert "pip install -r requirements.lock" in page.read_text(), page.name
 
 
-def _readme_papermill_line() -> str:
+def _readme_papermill_lines() -> list[str]:
     readme = (REPO / "README.md").read_text()
     block = readme.split("Without the `cellrepro` command", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    (line,) = [ln for ln in block.strip().splitlines() if ln.strip()]
-    return line
+    return [ln for ln in block.strip().splitlines() if ln.strip()]
 
 
 @pytest.mark.slow
-def test_readme_plain_jupytext_papermill_line_runs(tmp_path):
-    """The README's line without cellrepro, with its notebook and parameter swapped for the fixture's."""
-    line = _readme_papermill_line()
-    m = re.fullmatch(r"jupytext --to ipynb (\S+\.md) -o - \| papermill - (\S+\.ipynb)( -p \S+ \S+)+", line)
-    assert m, f"unexpected README line: {line}"
-    tiny = REPO / "tests" / "fixtures" / "project" / "notebooks" / "demo" / "tiny.md"
-    command = line.replace(m.group(1), str(tiny)).replace(m.group(3), " -p n 2")
+def test_readme_plain_jupytext_papermill_lines_run(tmp_path):
+    """The README's lines without cellrepro (parameters from `cellrepro params`), with the notebook
+    swapped for the fixture's and the output folder for a temporary one."""
+    params, convert, execute = _readme_papermill_lines()
+    m = re.fullmatch(r"cellrepro params (\S+) --profile smoke > (/tmp/\S+\.yml)", params)
+    assert m, f"unexpected README line: {params}"
+    key, yml = m.groups()
+    m2 = re.fullmatch(rf"jupytext --to ipynb notebooks/{key}\.md -o (/tmp/\S+\.ipynb)", convert)
+    assert m2, f"unexpected README line: {convert}"
+    m3 = re.fullmatch(rf"OMP_WAIT_POLICY=PASSIVE papermill {re.escape(m2.group(1))} (/tmp/\S+\.ipynb) -f "
+                      rf"{re.escape(yml)}( -p \S+ \S+)+", execute)
+    assert m3, f"unexpected README line: {execute}"
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "tests" / "fixtures" / "project", project)
+    params, convert, execute = (line.replace("/tmp/", f"{tmp_path}/") for line in (params, convert, execute))
+    lines = [params.replace(key, "demo/tiny").replace("cellrepro params", f"cellrepro --root {project} params"),
+             convert.replace(f"notebooks/{key}.md", str(project / "notebooks" / "demo" / "tiny.md")),
+             execute.replace(m3.group(2), " -p scale 2")]
+    command = " && ".join(lines)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / m.group(2)).is_file()
+    import nbformat
+
+    out = nbformat.read(m3.group(1).replace("/tmp/", f"{tmp_path}/"), as_version=4)
+    text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
+    assert "total=2.0 label=demo" in text  # the smoke profile's n = 2, then -p scale 2
 
 
 @pytest.mark.slow

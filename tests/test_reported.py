@@ -60,12 +60,62 @@ def test_compare_side_by_side():
 
 def test_compare_with_per_seed_values_adds_their_interval():
     key = ("Mask R-CNN, R50-FPN", "mask AP50")
-    out = compare({key: [0.8, 0.9, 1.0], ("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"): 0.5}, "spheroid", "1")
+    out = compare({key: [0.6, 0.7, 0.8], ("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"): 0.5}, "spheroid", "1")
     assert list(out.columns[:4]) == ["paper", "this run", "95% interval", "difference"]
-    assert math.isclose(out.loc[key, "this run"], 0.9)
+    assert math.isclose(out.loc[key, "this run"], 0.7)
     half = 4.302653 * 0.1 / math.sqrt(3)  # t(0.975, 2) * SD / sqrt(n)
-    assert out.loc[key, "95% interval"] == f"[{0.9 - half:+.4f}, {0.9 + half:+.4f}]"
+    assert out.loc[key, "95% interval"] == f"[{0.7 - half:+.4f}, {0.7 + half:+.4f}]"
     assert out.loc[("Mask R-CNN, R50-FPN", "mask mAP@[.5:.95]"), "95% interval"] == ""
+
+
+def test_an_interval_of_a_fraction_stays_in_0_1_and_says_it_was_clipped():
+    """Issue 33: Table 1 showed AP50 in [+0.4523, +1.0702]. The t-interval is clipped to the
+    metric's range, and the cell says so; an interval inside the range is untouched."""
+    from cellrepro.publish.report import metric_range, paired_effect
+
+    key = ("Mask R-CNN, R50-FPN", "mask AP50")
+    half = 4.302653 * 0.1 / math.sqrt(3)
+    out = compare({key: [0.8, 0.9, 1.0]}, "spheroid", "1")
+    assert out.loc[key, "95% interval"] == f"[{0.9 - half:+.4f}, +1.0000] clipped to [0, 1]"
+    pct = compare({("SBS + Mask R-CNN (baseline)", "mask mAP@[.5:.95] (%)"): [80.0, 90.0, 100.0]}, "spheroid", "2")
+    assert pct.iloc[:, 2].str.endswith("+100.0000] clipped to [0, 100]").any()
+    assert compare({key: [0.8, 0.9, 1.0]}, "spheroid", "1", bounds=(-math.inf, math.inf)).loc[
+        key, "95% interval"] == f"[{0.9 - half:+.4f}, {0.9 + half:+.4f}]"  # no range: the plain t-interval
+    e = paired_effect([0.8, 0.9, 1.0], bounds=(0, 1))
+    assert e["high"] == 1.0 and e["clipped"] and math.isclose(e["low"], 0.9 - half, rel_tol=1e-6)
+    assert paired_effect([0.6, 0.7, 0.8], bounds=(0, 1))["clipped"] is False
+    assert "clipped" not in paired_effect([0.6, 0.7, 0.8]) and paired_effect([0.9], bounds=(0, 1))["clipped"] is False
+    # every result table of every paper has a range, the stage settings none
+    for paper in PAPERS:
+        for (table, column), _ in reported(paper).groupby(["table", "column"]):
+            settings = table in ("4.1", "4.2", "Fig. 5.8")
+            assert (metric_range(paper, table, column) is None) == settings, (paper, table, column)
+
+
+DEVELOPER_WORDS = ("ocr", "extraction", "cyrillic", "transcri", "collapsed layout", "misread")
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_reader_tables_carry_no_transcription_notes(paper):
+    """Issue 33: "extraction shows Cyrillic Х and an OCR'd 1" showed in a reader's table. How a
+    value was read off the PDF lives in the CSV's ``transcription`` column, which no rendered
+    table shows; the ``note`` beside the paper's value is for readers."""
+    from cellrepro.publish.report import style, table
+
+    df = reported(paper)
+    for t in dict.fromkeys(df["table"]):
+        shown = compare({}, paper, t)
+        assert "transcription" not in shown.columns
+        for rendered in (style(shown).to_html(), table(shown).to_html(), style(shown).to_string()):
+            low = rendered.lower()
+            assert not [w for w in DEVELOPER_WORDS if w in low], (paper, t, [w for w in DEVELOPER_WORDS if w in low])
+    assert not df["note"].str.contains("|".join(DEVELOPER_WORDS), case=False).any()
+
+
+def test_transcription_notes_are_kept_for_developers():
+    notes = reported("multimodal", "3").set_index(["row", "column"])["transcription"]
+    assert "Cyrillic" in notes[("mDice", "fluorescence, labeled only")]
+    assert reported("brightfield", "5.1")["transcription"].str.contains("collapsed layout").any()
 
 
 def test_compare_refuses_cells_the_paper_does_not_have():

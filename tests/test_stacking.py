@@ -222,11 +222,30 @@ def test_stack_command_converts_colour_slices_and_refuses_one_colour_image(tmp_p
     out = tmp_path / "out.tif"
     assert main(["stack", str(tmp_path / "rgb"), "--k", "1", "--out", str(out)]) == 0
     assert tifffile.imread(out).shape == (64, 64)  # grey slices, stacked; the sharpest (z1) is kept
+    assert tifffile.imread(out).dtype == np.uint8  # the input's type, the grey values back in 0..255
+    assert abs(int(tifffile.imread(out).max()) - int(rgb[1].max())) <= 2
     assert "kept slices [1]" in capsys.readouterr().out
     iio.imwrite(tmp_path / "one.png", rgb[1])
     assert main(["stack", str(tmp_path / "one.png"), "--k", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "one colour image of 64 x 64 pixels" in err and "Traceback" not in err
+
+
+def test_stack_command_writes_the_inputs_data_type_unless_asked(tmp_path):
+    _, stack = blurred_stack([2, 0, 3], size=48)
+    as16 = (stack / stack.max() * 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", as16, photometric="minisblack")
+    for dtype, expected in (("input", np.uint16), ("float32", np.float32)):
+        out = tmp_path / f"{dtype}.tif"
+        assert main(["stack", str(tmp_path / "z.tif"), "--k", "1", "--out", str(out), "--dtype", dtype]) == 0
+        image = tifffile.imread(out)
+        assert image.dtype == expected
+        assert np.abs(image.astype(float) - as16[1]).max() <= 1  # k = 1: the sharpest slice itself
+    (tmp_path / "many").mkdir()
+    tifffile.imwrite(tmp_path / "many" / "a.tif", as16, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "many" / "b.tif", as16, photometric="minisblack")
+    assert main(["stack", str(tmp_path / "many"), "--k", "2", "--out", str(tmp_path / "stacked")]) == 0
+    assert tifffile.imread(tmp_path / "stacked" / "a.tif").dtype == np.uint16
 
 
 def test_stack_command_on_a_folder_of_stacks(tmp_path, capsys):

@@ -31,6 +31,14 @@ def _overlay(ax, image, labels, cmap="gray", color=(1.0, 0.2, 0.2)):
 WIDTH_IN = 7.5  # at 150 dpi the book shows 7.5 inches across its text column with 9 pt text >= 8 pt
 
 
+def framed(ax) -> None:
+    """Turn an axis-less image panel into one with a thin grey frame (no ticks)."""
+    from ..publish.report import framed as frame
+
+    ax.set_axis_on()
+    frame(ax)
+
+
 def _figure(rows: int, cols: int, size: float | None = None):
     import matplotlib.pyplot as plt
 
@@ -130,8 +138,9 @@ def organoid_figure(item: OrganoidImage):
     axes[0, 0].imshow(item.image, cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("image")
     if item.true_mask is not None:
-        axes[0, 1].imshow(item.true_mask, cmap="gray")
+        axes[0, 1].imshow(item.true_mask, cmap="gray", vmin=0, vmax=1)
         axes[0, 1].set_title("true mask")
+        framed(axes[0, 1])  # a mask that is nearly all white would melt into the page
     if item.mask is not None:
         rgb = np.zeros((*item.mask.shape, 3))
         rgb[item.mask] = 1.0

@@ -1,8 +1,11 @@
 """The papers' own numbers, "this run vs the paper" tables, verdicts, figure style and glue.
 
 ``cellrepro/reported/<paper>.csv`` holds every numeric result table of the five papers,
-one value a row: ``paper, table, row, column, value, note``. Transcriptions of tables whose
-layout the text extraction collapsed say so in ``note`` (see the claims register).
+one value a row: ``paper, table, row, column, value, note, transcription``. ``note`` is for the
+reader and shows beside the value in the book (what the paper's value means, an inconsistency
+of the paper); ``transcription`` is for developers and never shows: how the value was read off
+the PDF (a layout the text extraction collapsed, characters it misread; see the claims
+register).
 
 In a notebook::
 
@@ -32,7 +35,7 @@ from .record import log_metrics
 from .verdicts import (NOT_JUDGED, PROFILE_ENV, VERDICTS, current_profile, decide, effect_text, gate,  # noqa: F401
                        judge, record_gate, record_verdict, verdict_rows, verdict_table)  # the notebooks' API
 
-COLUMNS = ["paper", "table", "row", "column", "value", "note"]
+COLUMNS = ["paper", "table", "row", "column", "value", "note", "transcription"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,7 +43,8 @@ def _load(paper: str) -> pd.DataFrame:
     if paper not in PAPERS:
         raise CellreproError(f"unknown paper '{paper}'; papers are {', '.join(PAPERS)}")
     with resources.files("cellrepro").joinpath("reported", f"{paper}.csv").open("r", encoding="utf-8") as fh:
-        df = pd.read_csv(fh, dtype={"table": str, "row": str, "column": str, "note": str}, keep_default_na=False)
+        df = pd.read_csv(fh, dtype={"table": str, "row": str, "column": str, "note": str, "transcription": str},
+                         keep_default_na=False)
     if list(df.columns) != COLUMNS:
         raise CellreproError(f"reported/{paper}.csv: expected columns {COLUMNS}, found {list(df.columns)}")
     df["value"] = df["value"].astype(float)
@@ -71,7 +75,36 @@ def reported_value(paper: str, table: str, row: str, column: str) -> float:
     return float(hit["value"].iloc[0])
 
 
-def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, table: str) -> pd.DataFrame:
+# The range each reported table's metric cannot leave, for clipping "this run"'s interval
+# (:func:`paired_effect`'s ``bounds``): keyed (paper, table, column), (paper, table) or (paper,),
+# the most specific key first. Tables not listed (settings, losses) are not clipped.
+RANGES: dict[tuple[str, ...], tuple[float, float]] = {
+    ("spheroid", "1"): (0.0, 1.0),  # box and mask AP as fractions
+    ("spheroid", "2"): (0.0, 100.0),  # mask mAP in percent
+    ("multimodal", "3"): (0.0, 1.0),  # mDice, mPrecision, mRecall, mF1, mInstDice
+    ("multimodal", "4"): (0.0, 1.0),  # median F1
+    ("mmcs",): (0.0, 1.0),  # F1 in every table
+    **{("brightfield", f"5.{i}"): (0.0, 1.0) for i in range(1, 7)},  # accuracy, precision, recall, F1, IoU
+    **{("brightfield", f"5.{i}"): (0.0, 100.0) for i in range(7, 12)},  # COCO AP in percent
+    **{("organoid", t, "F1 mean"): (0.0, 1.0) for t in ("5.1", "5.2a", "5.2b")},
+    **{("organoid", t, "F1 sd"): (0.0, float("inf")) for t in ("5.1", "5.2a", "5.2b")},
+}
+
+
+def metric_range(paper: str, table: str, column: str) -> tuple[float, float] | None:
+    """The range of a reported cell's metric (:data:`RANGES`), or None where none is known.
+
+    >>> metric_range("spheroid", "1", "mask AP50"), metric_range("organoid", "4.1", "epochs")
+    ((0.0, 1.0), None)
+    """
+    for key in ((paper, str(table), column), (paper, str(table)), (paper,)):
+        if key in RANGES:
+            return RANGES[key]
+    return None
+
+
+def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, table: str,
+            bounds: tuple[float, float] | None = None) -> pd.DataFrame:
     """Side by side: the paper's value, this run's, and the difference (this run - paper).
 
     Args:
@@ -81,10 +114,15 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
             column (t-interval over seeds, :func:`paired_effect`) follows it.
         paper: paper slug.
         table: table label as in the CSV (``"1"``, ``"5.2a"``).
+        bounds: the range the metric cannot leave, for every cell; by default each cell's
+            :func:`metric_range`. An interval reaching past it is clipped to it, and its cell
+            says so ("[+0.4523, +1.0000] clipped to [0, 1]").
 
     Returns:
         A DataFrame indexed by (row, column) with columns ``paper``, ``this run``, (``95%
         interval``), ``difference`` and ``note``; cells this run did not produce are NaN ("not run").
+        ``note`` is the reader's note on the paper's value; how the value was transcribed
+        (``transcription`` in the CSV) is left out.
 
     Raises:
         CellreproError: a key of ``ours`` is not a cell of the paper's table (a typo would
@@ -111,9 +149,18 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
     out.insert(1, "this run", [mean.get(k, float("nan")) for k in out.index])
     at = 2
     if seeds:
-        effects = {k: paired_effect(v) for k, v in seeds.items()}
-        out.insert(2, "95% interval", [fmt_interval(effects[k]["low"], effects[k]["high"], effects[k]["n"], 4)
-                                       if k in effects else "" for k in out.index])
+        ranges = {k: bounds if bounds is not None else metric_range(paper, table, k[1]) for k in seeds}
+        effects = {k: paired_effect(v, bounds=ranges[k]) for k, v in seeds.items()}
+
+        def interval(k: tuple[str, str]) -> str:
+            e = effects[k]
+            text = fmt_interval(e["low"], e["high"], e["n"], 4)
+            if e.get("clipped"):
+                lo, hi = ranges[k]
+                text += f" clipped to [{lo:g}, {hi:g}]"
+            return text
+
+        out.insert(2, "95% interval", [interval(k) if k in effects else "" for k in out.index])
         at = 3
     out.insert(at, "difference", out["this run"] - out["paper"])
     out.attrs.update(paper=paper, table=table)
@@ -122,6 +169,20 @@ def compare(ours: Mapping[tuple[str, str], float] | pd.DataFrame, paper: str, ta
 
 COLUMN_PX = 680  # width of the book's text column in a 1280 px window (sphinx-book-theme), CSS pixels
 BOOK_DPI = 150
+
+
+def framed(ax, colour: str = "0.45", width: float = 0.6) -> None:
+    """An image panel without ticks but with a thin grey frame.
+
+    Without a frame a mask that is nearly all white (a large organoid, a crop the annotation
+    covers) melts into the white page and the panel looks missing; with one it reads as a mask.
+    """
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(width)
 
 
 def use_book_style() -> None:
@@ -216,7 +277,9 @@ def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = Non
     this run did not produce reads "not run". Wide tables scroll inside their box.
 
     Returns:
-        A :class:`cellrepro.publish.tables.Table` (CSS class ``cellrepro-compare``).
+        A :class:`cellrepro.publish.tables.Table` (CSS class ``cellrepro-compare``), already
+        displayed when called in a notebook kernel (:meth:`~cellrepro.publish.tables.Table.show`),
+        so a table inside an ``if`` reaches the page too.
 
     >>> t = style(compare({("Mask R-CNN, R50-FPN", "mask AP50"): 0.91234}, "spheroid", "1"))
     >>> row = t.frame[(t.frame["row"] == "Mask R-CNN, R50-FPN") & (t.frame["column"] == "mask AP50")].iloc[0]
@@ -241,14 +304,15 @@ def style(df: pd.DataFrame, digits: int | None = None, caption: str | None = Non
         flat["difference"] = [fmt_number(v, int(d), signed=True) for v, d in zip(flat["difference"], places)]
     if caption is None and df.attrs.get("paper"):
         caption = f"{df.attrs['paper']} Table {df.attrs.get('table', '')}: the paper's values beside this run's"
-    return Table(flat, caption=caption, kind="compare")
+    return Table(flat, caption=caption, kind="compare").show()
 
 
 def table(frame: pd.DataFrame, digits: int | Mapping[str, int] = 3, caption: str | None = None,
           index: bool = True) -> Any:
     """Any results frame for the book, whole: floats rounded to ``digits`` (per column if a dict),
     whole numbers without decimals ("12", not "12.0"), missing cells as an em dash, wide tables
-    scrolling in their box.
+    scrolling in their box. In a notebook kernel the table is displayed at once
+    (:meth:`~cellrepro.publish.tables.Table.show`), wherever the call stands in its cell.
 
     >>> table(pd.DataFrame({"n": [3.0], "mean": [0.12345]}), digits=3).to_string().split()
     ['n', 'mean', '0', '3', '0.123']
@@ -264,7 +328,7 @@ def table(frame: pd.DataFrame, digits: int | Mapping[str, int] = 3, caption: str
     for col in out.columns:
         d = digits.get(str(col), 3) if isinstance(digits, Mapping) else digits
         out[col] = [cell(v.item() if hasattr(v, "item") else v, d) for v in out[col]]
-    return Table(out, caption=caption, kind="results", index=index)
+    return Table(out, caption=caption, kind="results", index=index).show()
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -272,7 +336,9 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
     NumPy and torch scalars are converted to Python floats or ints first: MyST-NB's glue
     formatting (``{glue:text}`name:.3f```) fails on NumPy 2 scalars. Returns None, so a glue
-    call as a cell's last line leaves no stray output box ("12") on the page.
+    call as a cell's last line leaves no stray output box ("12") on the page. A NaN (an interval
+    from one seed) is glued and logged as NaN; the book pastes it as "n/a", not "+nan"
+    (:func:`cellrepro.publish.tables.install_glue_text`).
     """
     from myst_nb import glue as _glue
 
@@ -281,10 +347,27 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     _glue(name, plain, display=display)
 
 
-def paired_effect(deltas: Any, confidence: float = 0.95) -> dict[str, float]:
+def paired_effect(deltas: Any, confidence: float = 0.95,
+                  bounds: tuple[float, float] | None = None) -> dict[str, float]:
     """Mean of paired differences with a t-interval (the claims register's protocol).
 
     Returns ``mean``, ``low``, ``high``, ``n`` and ``sd``; the interval is NaN for n < 2.
+
+    ``bounds=(lo, hi)``: the range the quantity cannot leave (``(0, 1)`` for a mean AP, F1 or
+    Dice as a fraction, ``(0, 100)`` in percent, ``(-1, 1)`` for a difference of two fractions).
+    A t-interval is symmetric about the mean, so with few seeds and a mean near a bound it reaches
+    past it ("AP50 in [0.45, 1.07]"), which no value can. The interval is then clipped to the
+    range, and ``clipped`` (added only when ``bounds`` is given) says whether it was. Clipping
+    was chosen over an interval on a transformed scale (logit, arcsine): the true mean lies in
+    the range, so intersecting an interval with the range never drops it and the coverage is
+    unchanged, while the mean and the interval's other end stay exactly as they were; a
+    transformed scale would change every interval, needs per-unit counts for a proper binomial
+    interval and breaks on values of exactly 0 or 1. A page that shows a clipped interval says
+    so (:func:`compare` writes "clipped to [0, 1]" in the cell).
+
+    >>> e = paired_effect([0.8, 0.9, 1.0], bounds=(0, 1))
+    >>> round(e["low"], 3), e["high"], e["clipped"]
+    (0.652, 1.0, True)
     """
     import numpy as np
     from scipy import stats
@@ -293,11 +376,17 @@ def paired_effect(deltas: Any, confidence: float = 0.95) -> dict[str, float]:
     d = d[np.isfinite(d)]
     n = int(d.size)
     mean = float(d.mean()) if n else float("nan")
+    clipped = {} if bounds is None else {"clipped": False}
     if n < 2:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n, "sd": float("nan")}
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n, "sd": float("nan"), **clipped}
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "sd": sd}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = float(bounds[0]), float(bounds[1])
+        clipped["clipped"] = bool(low < lo or high > hi)
+        low, high = max(low, lo), min(high, hi)
+    return {"mean": mean, "low": low, "high": high, "n": n, "sd": sd, **clipped}
 
 
 def verdict(effect: dict[str, float], expected_sign: int = 1, margin: float | None = None) -> str:

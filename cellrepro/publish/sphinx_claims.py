@@ -292,6 +292,9 @@ class ChapterStatus(_RecordsDirective):
 
 
 def setup(app):  # noqa: ANN001 - Sphinx's extension entry point
+    from .tables import install_glue_text
+
+    install_glue_text()  # a missing number glued into prose reads "n/a", never "nan"
     app.add_directive("claims-summary", ClaimsSummary)
     app.add_directive("claims-table", ClaimsTable)
     app.add_directive("inconsistencies", Inconsistencies)

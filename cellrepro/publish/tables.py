@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 MISSING = "—"  # what an empty cell shows (never "nan")
+NOT_AVAILABLE = "n/a"  # what a missing number glued into prose shows (never "nan" or "+nan")
 
 
 def _is_missing(value: Any) -> bool:
@@ -113,6 +114,32 @@ class Table:
     def _repr_html_(self) -> str:
         return self.to_html()
 
+    def show(self) -> "Table":
+        """Display the table now when running in a notebook kernel (once; later displays of the
+        same object, e.g. as the cell's last expression, add nothing), and return it.
+
+        The report helpers call this, so a table built inside an ``if`` or a loop, or not on a
+        cell's last line, reaches the page instead of being computed and silently dropped.
+        """
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return self
+        shell = get_ipython()
+        if shell is not None and getattr(shell, "kernel", None) is not None and not getattr(self, "_shown", False):
+            display({"text/html": self.to_html(), "text/plain": self.to_string()}, raw=True)
+            self._shown = True
+        return self
+
+    def _ipython_display_(self) -> None:
+        if getattr(self, "_shown", False):
+            return
+        from IPython.display import display
+
+        display({"text/html": self.to_html(), "text/plain": self.to_string()}, raw=True)
+        self._shown = True
+
     def to_string(self) -> str:
         frame = self.frame.astype(object).where(self.frame.notna(), MISSING)
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 10_000,
@@ -122,3 +149,46 @@ class Table:
 
     def __repr__(self) -> str:
         return self.to_string()
+
+
+def fmt_glue_text(text: str, fmt_spec: str = "") -> str:
+    """A glued value as ``{glue:text}`name:spec``` pastes it, with a missing number as "n/a".
+
+    MyST-NB formats the glued ``text/plain`` with Python's ``format``, so a NaN (an interval of
+    one seed, as a smoke run has) reads "nan" or "+nan" in a sentence. This is MyST-NB's own
+    formatting (``myst_nb.core.variables.format_plain_text``) except that NaN, None and +-inf
+    read :data:`NOT_AVAILABLE`; :func:`install_glue_text` makes the book build use it.
+
+    >>> fmt_glue_text("nan", "+.3f"), fmt_glue_text("None", ".2f"), fmt_glue_text("0.01234", "+.3f")
+    ('n/a', 'n/a', '+0.012')
+    >>> fmt_glue_text("'a word'", "s"), fmt_glue_text("3", "")
+    ('a word', '3')
+    """
+    from myst_nb.core.variables import format_plain_text
+
+    original = getattr(format_plain_text, "__wrapped__", format_plain_text)
+    if text.strip() in ("nan", "-nan", "NaN", "None", "inf", "-inf", "<NA>", "NaT"):
+        return NOT_AVAILABLE
+    return original(text, fmt_spec)
+
+
+def install_glue_text() -> None:
+    """Make MyST-NB's ``{glue:text}`` role (and its cross-page form) paste :func:`fmt_glue_text`.
+
+    Call once from a Sphinx extension's ``setup``; calling it again changes nothing. Outside a
+    book build nothing uses the role, so nothing else is affected.
+    """
+    import functools
+
+    from myst_nb.core import variables
+    from myst_nb.ext.glue import crossref, roles
+
+    if getattr(variables.format_plain_text, "__wrapped__", None) is not None:
+        return
+
+    @functools.wraps(variables.format_plain_text)
+    def format_plain_text(text: str, fmt_spec: str) -> str:
+        return fmt_glue_text(text, fmt_spec)
+
+    for module in (variables, roles, crossref):
+        module.format_plain_text = format_plain_text

@@ -271,4 +271,4 @@ def verdict_table(claims: list[str] | None = None, caption: str | None = None) -
     frame = verdict_rows([_SESSION[c] for c in wanted], smoke=smoke)
     if caption is None:
         caption = "Verdicts of this run" + (" (smoke profile: the numbers only show that the code runs)" if smoke else "")
-    return Table(frame, caption=caption, kind="verdicts")
+    return Table(frame, caption=caption, kind="verdicts").show()

@@ -26,6 +26,11 @@ def read_stack(path: str | Path) -> np.ndarray:
     Colour slices become grey (:func:`grey_stack`). Raises ``DataError`` (unreadable file) or
     :class:`StackError` (slices of different shapes, one colour image).
     """
+    return read_stack_and_type(path)[0]
+
+
+def read_stack_and_type(path: str | Path) -> tuple[np.ndarray, np.dtype]:
+    """:func:`read_stack` and the data type of the file's pixels (before any grey conversion)."""
     from ..data.files import list_images, read_image
 
     p = Path(path)
@@ -34,8 +39,31 @@ def read_stack(path: str | Path) -> np.ndarray:
         shapes = {s.shape for s in slices}
         if len(shapes) > 1:
             raise StackError(f"{p}: slices of different shapes {sorted(shapes)}")
-        return grey_stack(np.stack(slices), name=str(p))
-    return grey_stack(read_image(p), name=str(p))
+        raw = np.stack(slices)
+    else:
+        raw = read_image(p)
+    return grey_stack(raw, name=str(p)), raw.dtype
+
+
+def as_type(image: np.ndarray, dtype: np.dtype | str, grey: np.ndarray | None = None) -> np.ndarray:
+    """The stacked ``image`` in ``dtype`` (the input's, so a 16-bit stack gives a 16-bit image).
+
+    Integer types are rounded and clipped to their range. Where colour slices of an integer type
+    became grey values in [0, 1] (``grey``, the stack the image was made from, is floating point),
+    those are scaled back to the type's range first.
+
+    >>> as_type(np.array([[0.4, 70000.0]]), "uint16")
+    array([[    0, 65535]], dtype=uint16)
+    >>> as_type(np.array([[0.5]]), "uint8", grey=np.zeros((2, 1, 1)))
+    array([[128]], dtype=uint8)
+    """
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer):
+        return image.astype(dtype)
+    info = np.iinfo(dtype)
+    if grey is not None and np.issubdtype(grey.dtype, np.floating):
+        image = image * float(info.max)
+    return np.clip(np.rint(image), info.min, info.max).astype(dtype)
 
 
 def _is_multipage(path: Path) -> bool:
@@ -104,8 +132,11 @@ def check_all(stacks: list[Path], k: int, progress: bool = True) -> dict[str, st
 
 
 def stack_all(stacks: list[Path], k: int, out: Path, skip_bad: bool = False, progress: bool = True,
-              **sbs_kwargs: Any) -> BatchResult:
+              dtype: str = "input", **sbs_kwargs: Any) -> BatchResult:
     """SBS-Stacking (Algorithm 1) of every stack into ``out/<name>.tif``, best slices first in the result.
+
+    Each image is written in its stack's data type (``dtype="input"``, see :func:`as_type`) or in
+    the type ``dtype`` names (e.g. ``"float32"``: the fused values unrounded).
 
     Every stack is read and checked before anything is written. Output files are written
     atomically, so an interrupted run leaves whole images only.
@@ -133,10 +164,10 @@ def stack_all(stacks: list[Path], k: int, out: Path, skip_bad: bool = False, pro
     todo = [p for p in stacks if str(p) not in bad]
     bar = progress_bar(todo, desc="SBS-Stacking", unit="stack", disable=not progress)
     for path in bar:
-        arr = read_stack(path)
+        arr, raw_type = read_stack_and_type(path)
         res = sbs_stack(arr, k=k, progress=progress and len(todo) == 1, **sbs_kwargs)
         target = out / f"{names[str(path)]}.tif"
-        write_image(target, res.image.astype(np.float32))
+        write_image(target, as_type(res.image, raw_type if dtype == "input" else dtype, grey=arr))
         result.written[str(path)] = target
         result.selected[str(path)] = sorted(res.indices.tolist())
         result.scores[str(path)] = res.scores.tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...publish.report import framed
 
 WIDTH = 7.5
 """Widest figure, inches: at the book's 150 dpi it is scaled to the text column and keeps the
@@ -13,13 +14,14 @@ style's 9-10 pt text at >= 8 pt as rendered (see :func:`cellrepro.publish.report
 
 
 def axes_grid(rows: int, cols: int, size: float = 2.2):
-    """A grid of axes without ticks for image panels, at most :data:`WIDTH` wide (figure, axes)."""
+    """A grid of framed image panels without ticks (:func:`framed`), at most :data:`WIDTH` wide
+    (figure, axes)."""
     import matplotlib.pyplot as plt
 
     size = min(size, WIDTH / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size + 0.3), squeeze=False, layout="constrained")
     for ax in axes.flat:
-        ax.set_axis_off()
+        framed(ax)
     return fig, axes
 
 
