@@ -118,21 +118,23 @@ def test_local_loss_closed_form_gradient_matches_finite_differences(form):
     feats = torch.nn.functional.normalize(torch.randn(2, 3, 4, 4, dtype=torch.float64), dim=1)
     labels = (torch.rand(2, 4, 4) > 0.5).long()
     labels[0, 0, 0], labels[0, 0, 1], labels[1, 3, 3] = 1, 1, 0
-    # the loss computes in float32 internally; check the closed form in float64 on one group
+    # the loss computes in float32 internally; check the closed form in float64 on two groups
     from cellrepro.losses.contrastive import _BlockContrast
 
-    f = feats.permute(0, 2, 3, 1).reshape(-1, 3).clone().requires_grad_()
-    fg = labels.reshape(-1).double()
-    idx = fg.nonzero().squeeze(1)
-    assert torch.autograd.gradcheck(
-        lambda g: _BlockContrast.apply(g[idx], g, fg, idx, float(len(idx) - 1), 0.5, form == "literal"), (f,))
+    f = feats.permute(0, 2, 3, 1).reshape(2, -1, 3).clone().requires_grad_()
+    fg = labels.reshape(2, -1).double()
+    anchor = fg.clone()
+    n_pos = fg.sum(-1) - 1
+    assert torch.autograd.gradcheck(lambda g: _BlockContrast.apply(g, fg, anchor, n_pos, 0.5, form == "literal"), (f,))
 
 
-def test_local_loss_never_forms_more_than_one_blocks_foreground_rows():
+def test_local_loss_keeps_each_chunk_of_similarities_within_its_budget(monkeypatch):
     # book scale: 2 views x 8 crops of 64 px, 16 x 16 blocks: 16 groups of 4,096 pixels. All
-    # pairs would be 16 x 4096^2 floats (1 GB); the largest tensor any operation of the loss
-    # (forward and backward) may produce is one block's (foreground anchors x group) rows.
+    # pairs would be 16 x 4096^2 floats (1 GB); the loss forms at most CHUNK_ELEMENTS of them at a
+    # time (here lowered to two groups' worth), forward and backward, and gives the same value
     from torch.overrides import TorchFunctionMode
+
+    import cellrepro.losses.contrastive as contrastive
 
     class Largest(TorchFunctionMode):
         numel = 0
@@ -147,12 +149,13 @@ def test_local_loss_never_forms_more_than_one_blocks_foreground_rows():
     feats = torch.nn.functional.normalize(torch.randn(16, 8, 64, 64), dim=1).requires_grad_()
     labels = (torch.rand(16, 64, 64) > 0.7).long()
     group = 16 * 16 * 16
-    most_fg = int(max((labels[:, i:i + 16, j:j + 16] > 0).sum() for i in range(0, 64, 16) for j in range(0, 64, 16)))
+    whole = float(local_contrastive(feats, labels, 0.07, 16))
+    monkeypatch.setattr(contrastive, "CHUNK_ELEMENTS", 2 * group * group)
     with Largest():
         loss = local_contrastive(feats, labels, 0.07, 16)
         loss.backward()
-    assert Largest.numel <= most_fg * group < 16 * group * group / 8
-    assert most_fg * group * 4 < 0.1e9  # under 100 MB per block in float32
+    assert Largest.numel <= 2 * group * group < 16 * group * group / 4
+    assert float(loss) == pytest.approx(whole, rel=1e-5)
 
 
 def test_ssim_mae_of_identical_masks_is_zero():

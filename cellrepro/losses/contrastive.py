@@ -31,58 +31,66 @@ def _blocks(features: torch.Tensor, labels: torch.Tensor, s: int) -> tuple[torch
 
 
 class _BlockContrast(torch.autograd.Function):
-    """Sum over one group's anchors of the local loss, with its gradient in closed form.
+    """Sum over the anchors of a chunk of groups of the local loss, with its gradient in closed form.
 
-    ``anchors`` (m, D) are the foreground rows of ``group`` (n, D) at columns ``idx``; ``fg`` (n,)
-    is 1 for foreground. With ``L = (anchors @ group.T - 1) / tau`` (<= 0 for unit vectors) and
-    ``e = exp(L)`` with each anchor's own column zeroed, the per-anchor terms are
+    ``f`` (g, n, D) holds g groups of n pixel features; ``fg`` (g, n) is 1 for foreground; ``anchor``
+    (g, n) is 1 for the rows that are anchors (foreground pixels of groups that count); ``n_pos``
+    (g,) is each group's number of positives per anchor (foreground pixels - 1). With
+    ``L = (f @ f.T - 1) / tau`` (<= 0 for unit vectors) and ``e = exp(L)`` with the diagonal (each
+    anchor's own column) zeroed, the per-anchor terms are
 
     * Hu: ``-(sum_p L_ip) / |P| + log(sum_k e_ik)``, gradient ``e_ik / sum_k e_ik - fg_k / |P|``;
     * literal: ``-(log sum_p e_ip - log sum_n e_in) / |P|``, gradient
       ``-(e_ik fg_k / pos_i - e_ik (1 - fg_k) / neg_i) / |P|``;
 
-    (the anchor's own column has gradient 0 in both). Autograd would keep several (m, n)
-    temporaries per group for the backward pass; here only the inputs are kept and ``e`` is
-    recomputed once, so memory and time are a few (m, n) passes per group.
+    (the anchor's own column has gradient 0 in both); as ``f`` is both the anchors and the group,
+    the gradient of the (g, n, n) matrix ``G`` of these reaches ``f`` as ``(G + G.T) @ f``.
+    Autograd would keep several (g, n, n) temporaries for the backward pass; here only the
+    inputs are kept and ``e`` is recomputed once. All groups of a chunk go through one batched
+    product (a loop over the groups cost more in overhead than in arithmetic at the book's sizes).
     """
 
     @staticmethod
-    def _exp(anchors, group, idx, temperature):
-        logits = (anchors @ group.T - 1.0) / temperature
+    def _exp(f, temperature):
+        logits = (f @ f.transpose(1, 2) - 1.0) / temperature
         e = torch.exp(logits)
-        rows = torch.arange(len(idx), device=idx.device)
-        e[rows, idx] = 0.0
-        return logits, e, rows
+        e.diagonal(dim1=1, dim2=2).zero_()
+        return logits, e
 
     @staticmethod
-    def forward(ctx, anchors, group, fg, idx, n_pos, temperature, literal):
-        logits, e, rows = _BlockContrast._exp(anchors, group, idx, temperature)
+    def forward(ctx, f, fg, anchor, n_pos, temperature, literal):
+        logits, e = _BlockContrast._exp(f, temperature)
+        n_pos_ = n_pos.clamp_min(1.0)[:, None]
         if literal:
-            pos = (e @ fg).clamp_min(1e-30)
-            neg = (e @ (1.0 - fg)).clamp_min(1e-30)
-            per_anchor = -(torch.log(pos) - torch.log(neg)) / n_pos
+            pos = torch.bmm(e, fg[..., None])[..., 0].clamp_min(1e-30)
+            neg = torch.bmm(e, (1.0 - fg)[..., None])[..., 0].clamp_min(1e-30)
+            per_anchor = -(torch.log(pos) - torch.log(neg)) / n_pos_
         else:
-            pos_logits = logits @ fg - logits[rows, idx]
-            per_anchor = -pos_logits / n_pos + torch.log(e.sum(-1).clamp_min(1e-30))
-        ctx.save_for_backward(anchors, group, fg, idx)
-        ctx.n_pos, ctx.temperature, ctx.literal = n_pos, temperature, literal
-        return per_anchor.sum()
+            pos_logits = torch.bmm(logits, fg[..., None])[..., 0] - logits.diagonal(dim1=1, dim2=2) * fg
+            per_anchor = -pos_logits / n_pos_ + torch.log(e.sum(-1).clamp_min(1e-30))
+        ctx.save_for_backward(f, fg, anchor, n_pos_)
+        ctx.temperature, ctx.literal = temperature, literal
+        return (per_anchor * anchor).sum()
 
     @staticmethod
     def backward(ctx, grad):
-        anchors, group, fg, idx = ctx.saved_tensors
-        _, e, rows = _BlockContrast._exp(anchors, group, idx, ctx.temperature)
+        f, fg, anchor, n_pos = ctx.saved_tensors
+        _, e = _BlockContrast._exp(f, ctx.temperature)
         if ctx.literal:
-            pos = (e @ fg).clamp_min(1e-30)[:, None]
-            neg = (e @ (1.0 - fg)).clamp_min(1e-30)[:, None]
-            g = e * (fg / pos - (1.0 - fg) / neg)
-            g.mul_(-1.0 / ctx.n_pos)
+            pos = torch.bmm(e, fg[..., None]).clamp_min(1e-30)
+            neg = torch.bmm(e, (1.0 - fg)[..., None]).clamp_min(1e-30)
+            g = e * (fg[:, None, :] / pos - (1.0 - fg)[:, None, :] / neg)
+            g.mul_(-1.0 / n_pos[..., None])
         else:
             g = e / e.sum(-1, keepdim=True).clamp_min(1e-30)
-            g.sub_(fg / ctx.n_pos)
-            g[rows, idx] = 0.0
-        g.mul_(grad / ctx.temperature)
-        return g @ group, g.T @ anchors, None, None, None, None, None
+            g.sub_(fg[:, None, :] / n_pos[..., None])
+            g.diagonal(dim1=1, dim2=2).zero_()
+        g.mul_(anchor[..., None] * (grad / ctx.temperature))
+        return torch.bmm(g, f) + torch.bmm(g.transpose(1, 2), f), None, None, None, None, None
+
+
+#: Elements of one chunk's (groups x pixels x pixels) similarity matrix (float32: 128 MB).
+CHUNK_ELEMENTS = 2 ** 25
 
 
 def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07,
@@ -122,9 +130,9 @@ def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature:
     >>> round(float(literal), 4) == round(-(1.0 - 0.0) + torch.log(torch.tensor(2.0)).item(), 4)
     True
 
-    Memory: only the (anchors x group) similarity rows of one block position are formed at a
-    time, and the gradient is written in closed form (:class:`_BlockContrast`), so nothing of
-    that size is kept between the forward and the backward pass.
+    Memory: the similarity matrices of as many block positions as fit :data:`CHUNK_ELEMENTS` are
+    formed at a time, and the gradient is written in closed form (:class:`_BlockContrast`), so
+    nothing of that size is kept between the forward and the backward pass.
 
     Args:
         features: (B, D, H, W) pixel embeddings (unit vectors, see ``LocalHead``).
@@ -152,15 +160,19 @@ def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature:
         fg = y > 0.5
         n_fg = fg.sum(-1)
         n_neg = (~fg).sum(-1)
+        valid = n_fg >= 2
+        if form == "literal":
+            valid &= n_neg > 0  # a positive and a negative
+        anchor = (fg & valid[:, None]).float()
+        count = int(anchor.sum())
         total = f.new_zeros(())
-        count = 0
-        for k in range(f.shape[0]):
-            idx = fg[k].nonzero().squeeze(1)
-            if idx.numel() < 2 or (form == "literal" and n_neg[k] == 0):  # a positive (and a negative)
-                continue
-            total = total + _BlockContrast.apply(f[k, idx], f[k], fg[k].float(), idx, float(n_fg[k] - 1),
+        n = f.shape[1]
+        per_chunk = max(1, CHUNK_ELEMENTS // (n * n))
+        groups = valid.nonzero().squeeze(1)
+        for i in range(0, len(groups), per_chunk):
+            k = groups[i:i + per_chunk]
+            total = total + _BlockContrast.apply(f[k], fg[k].float(), anchor[k], (n_fg[k] - 1).float(),
                                                  temperature, form == "literal")
-            count += idx.numel()
     if count == 0:
         return features.sum() * 0.0
     return total / count

@@ -42,6 +42,7 @@ class StageConfig:
     evals_per_epoch: int = 1
     form: str = "hu"  # local stage: Hu et al.'s pixel contrast, or "literal" Eq. 3.4
     extra: dict = field(default_factory=dict)
+    steps: int | None = None  # optimizer updates; None: epochs x (items // batch), as the thesis counts
 
 
 def _loader(arrays: list[torch.Tensor], batch: int, shuffle: bool = True) -> TensorLoader:
@@ -50,8 +51,13 @@ def _loader(arrays: list[torch.Tensor], batch: int, shuffle: bool = True) -> Ten
 
 
 def _steps(n: int, cfg: StageConfig) -> tuple[int, int]:
+    """(optimizer updates, updates between evaluations): ``cfg.steps`` when given (a fixed budget,
+    so that a larger data proportion means more variety, not more training), else epochs x
+    batches per epoch."""
     per_epoch = max(1, n // cfg.batch)
-    return cfg.epochs * per_epoch, max(1, per_epoch // max(cfg.evals_per_epoch, 1))
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+    every = per_epoch if cfg.steps is None else max(1, total // 10)
+    return total, max(1, every // max(cfg.evals_per_epoch, 1))
 
 
 def _mean_loss(loss_fn: Callable, batches) -> float:
@@ -148,11 +154,16 @@ def best_fold(histories: list[pd.DataFrame], column: str = "val_loss") -> int:
     return int(np.nanargmin(means))
 
 
-def kfold_indices(n: int, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, validation) index pairs of a shuffled k-fold split."""
-    if folds < 2 or folds > n:
-        raise ValueError(f"need 2 <= folds <= items, got folds={folds} for {n} items")
+def kfold_indices(n: int, folds: int, seed: int = 0, holdout: float = 0.2) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) index pairs of a shuffled k-fold split; ``folds=1`` is one fixed split
+    with ``holdout`` of the items for validation (the budget of k - 1 more trainings spent on
+    training longer instead)."""
+    if folds < 1 or folds > n or n < 2:
+        raise ValueError(f"need 1 <= folds <= items (and 2 items), got folds={folds} for {n} items")
     order = np.random.default_rng(seed).permutation(n)
+    if folds == 1:
+        k = min(n - 1, max(1, int(round(holdout * n))))
+        return [(order[k:], order[:k])]
     parts = np.array_split(order, folds)
     return [(np.concatenate(parts[:i] + parts[i + 1:]), parts[i]) for i in range(folds)]
 

@@ -1,125 +1,83 @@
-"""The organoid claims' tests, as the claims register states them (Sec. 6, organoid-C1..C11).
+"""The organoid claims' measurements and gates (Sec. 6 of the claims register, organoid-C1..C11).
 
-Each function takes per-seed values (test images averaged within a seed first, see
-:func:`~.evaluate.per_seed`) and returns the effect (``mean``, ``low``, ``high``, ``n`` over
-seeds, a t-interval) and the verdict by the register's rule, fixed before any run.
+The notebooks compute per-seed values; the functions here turn them into what
+:func:`cellrepro.publish.report.judge` takes: one paired difference per seed (treatment -
+reference, as the claim's registration names the arms) and the registered gates' outcomes. The
+tests, margins and thresholds live in the registrations (``registrations.yml``), not here.
+
+Arms are named by where the fine-tuned network started: ``"supervised"`` (random weights) or
+``"g{global %}/l{local %}"`` for a pre-trained one (:func:`arm`), optionally frozen.
 """
 
 from __future__ import annotations
 
+from typing import Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 
-from ...publish import report
+from ...publish.decision import Gate, gate
+from ...publish.report import paired_effect
+
+#: Optimizer updates a pre-training stage needs to count as having trained (issue 27).
+MIN_UPDATES = 200
+#: How far its training loss must fall (1 - last / first 10 % of updates).
+MIN_LOSS_FALL = {"global": 0.10, "local": 0.10}
+#: The reference arm's F1 must lie here: off the floor (broken) and the ceiling (nothing to gain).
+REFERENCE_RANGE = (0.2, 0.95)
 
 
-def paired(seeds: pd.DataFrame, value: str, arm: str, a, b) -> dict[str, float]:
-    """``a - b`` of ``value`` per seed (rows of ``seeds`` with ``arm`` equal to a or b), over seeds."""
-    wide = seeds.pivot_table(index="seed", columns=arm, values=value, aggfunc="mean")
-    return report.paired_effect((wide[a] - wide[b]).to_numpy())
+def arm(global_fraction: float | None, local_fraction: float | None = None, frozen: bool = False) -> str:
+    """The name of an arm: ``"supervised"`` or e.g. ``"g60/l10"`` (``" frozen"`` appended).
+
+    >>> arm(0.6, 0.1), arm(None), arm(0.6, 0.6, frozen=True)
+    ('g60/l10', 'supervised', 'g60/l60 frozen')
+    """
+    if global_fraction is None:
+        return "supervised"
+    return f"g{global_fraction:.0%}/l{local_fraction:.0%}".replace("%", "") + (" frozen" if frozen else "")
 
 
-def slopes(seeds: pd.DataFrame, value: str = "f1") -> pd.DataFrame:
-    """Per seed, the least-squares slope of ``value`` against the global and the local proportion
-    (averaged over the other proportion first), per 50 percentage points (10% -> 60%)."""
-    rows = {}
-    for seed, part in seeds.groupby("seed"):
-        out = {}
-        for axis in ("global", "local"):
-            curve = part.groupby(f"{axis}_fraction")[value].mean()
-            x = curve.index.to_numpy(float)
-            out[axis] = float(np.polyfit(x, curve.to_numpy(), 1)[0]) * 0.5 if len(curve) > 1 else float("nan")
-        rows[seed] = out
-    return pd.DataFrame(rows).T
+def paired(seeds: pd.DataFrame, value: str, treatment: str, reference: str, by: str = "arm") -> np.ndarray:
+    """``treatment - reference`` of ``value`` per seed (rows of ``seeds`` whose ``by`` names them),
+    in seed order; a seed missing either arm is dropped."""
+    wide = seeds.pivot_table(index="seed", columns=by, values=value, aggfunc="mean")
+    return (wide[treatment] - wide[reference]).dropna().to_numpy(float)
 
 
-def c1_global_null(sl: pd.DataFrame, margin: float = 0.01) -> tuple[dict, str]:
-    """organoid-C1: more global data does not raise F1: holds if the global slope x 50 pp has
-    its CI within +-``margin`` F1."""
-    e = report.paired_effect(sl["global"].to_numpy())
-    return e, report.verdict(e, margin=margin)
+def slope_difference(seeds: pd.DataFrame, value: str, low: str, mid: str, high: str) -> np.ndarray:
+    """organoid-C3 per seed: (high - mid) - (mid - low), the local step minus the global step of
+    the L-shaped design (low = g10/l10, mid = g60/l10, high = g60/l60)."""
+    return paired(seeds, value, high, mid) - paired(seeds, value, mid, low)
 
 
-def c2_local(sl: pd.DataFrame, gaps_at_top: dict[float, dict]) -> tuple[dict, str]:
-    """organoid-C2: the local slope has CI > 0 *and*, at the largest local proportion,
-    pre-trained - supervised has CI > 0 at >= 2/3 of the global levels (the register's 4 of 6)."""
-    e = report.paired_effect(sl["local"].to_numpy())
-    wins = sum(report.verdict(g) == "holds" for g in gaps_at_top.values())
-    need = int(np.ceil(2 * len(gaps_at_top) / 3))
-    slope = report.verdict(e)
-    if slope == "holds" and wins >= need:
-        return e, "holds"
-    if slope == "fails":
-        return e, "fails"
-    return e, "inconclusive"
+def stage_gates(stage: str, updates: Iterable[int], falls: Iterable[float], probe_gain: Mapping | None = None,
+                ) -> list[Gate]:
+    """The registered gates that a pre-training ``stage`` ("global" or "local") trained, over seeds:
+    the fewest updates of any seed, the smallest loss fall of any seed and, for the global stage,
+    the lower end of the probe gain's interval (global - random encoder, over seeds)."""
+    out = [gate(f"{stage} stage engaged: updates", min(updates), at_least=MIN_UPDATES),
+           gate(f"{stage} stage engaged: loss fell", min(falls), at_least=MIN_LOSS_FALL[stage])]
+    if probe_gain is not None:
+        out.append(gate(f"{stage} stage engaged: probe gain CI low", probe_gain["low"], at_least=np.nextafter(0, 1)))
+    return out
 
 
-def c3_local_over_global(sl: pd.DataFrame) -> tuple[dict, str]:
-    """organoid-C3: slope_local - slope_global has CI > 0."""
-    e = report.paired_effect((sl["local"] - sl["global"]).to_numpy())
-    return e, report.verdict(e)
+def reference_gate(values: Iterable[float], what: str = "reference F1") -> Gate:
+    """The reference arm's mean over seeds within :data:`REFERENCE_RANGE`."""
+    return gate(what, float(np.mean(list(values))), within=REFERENCE_RANGE)
 
 
-def c9_nonfrozen(seeds: pd.DataFrame, pairs: list[str]) -> tuple[dict, str, dict]:
-    """organoid-C9: non-frozen - frozen F1 pooled over the settings has CI > 0 and no pair has CI < 0.
-
-    ``seeds`` has a ``frozen`` column and a ``pair`` column naming the setting (and loss)."""
-    per_pair = {p: paired(seeds[seeds["pair"] == p], "f1", "frozen", False, True) for p in pairs}
-    pooled = seeds.groupby(["seed", "frozen"])["f1"].mean().reset_index()
-    e = paired(pooled, "f1", "frozen", False, True)
-    v = report.verdict(e)
-    if v == "holds" and any(report.verdict(x) == "fails" for x in per_pair.values()):
-        v = "inconclusive"
-    return e, v, per_pair
+def effect(deltas: np.ndarray) -> dict[str, float]:
+    """Mean and 95 % t-interval of per-seed differences (for descriptive parts shown beside a verdict)."""
+    return paired_effect(np.asarray(deltas, float))
 
 
-def c10_explanation(seeds: pd.DataFrame) -> tuple[dict, str, dict, dict]:
-    """organoid-C10: holds if frozen - non-frozen recall of large true organoids has CI > 0 *and*
-    the F1 gap (non-frozen - frozen) shrinks or reverses against the true masks; fails if the gap
-    persists against the true masks (CI > 0 and not smaller).
-
-    Returns the recall effect, the verdict, and the gaps against the annotation and the truth."""
-    pooled = seeds.groupby(["seed", "frozen"])[["large_recall", "f1", "f1_annotation"]].mean().reset_index()
-    recall = paired(pooled, "large_recall", "frozen", True, False)
-    gap_ann = paired(pooled, "f1_annotation", "frozen", False, True)
-    gap_true = paired(pooled, "f1", "frozen", False, True)
-    shrink = report.paired_effect(
-        (pooled.pivot(index="seed", columns="frozen", values="f1_annotation").pipe(lambda w: w[False] - w[True])
-         - pooled.pivot(index="seed", columns="frozen", values="f1").pipe(lambda w: w[False] - w[True])).to_numpy())
-    if report.verdict(recall) == "holds" and report.verdict(shrink) == "holds":
-        v = "holds"
-    elif report.verdict(gap_true) == "holds" and report.verdict(shrink) != "holds":
-        v = "fails"
-    else:
-        v = "inconclusive"
-    return recall, v, gap_ann, {"gap_true": gap_true, "shrink": shrink}
-
-
-def c5_not_better(gap: dict, margin: float = 0.01) -> str:
-    """organoid-C5: more unlabelled data does not make the pre-trained models better than the
-    supervised ones. ``gap`` is pre-trained - supervised at the largest global and the smallest
-    local proportion (the fewest extra labels). One-sided: holds if the interval lies below
-    ``margin``, fails if it lies above it, else inconclusive. The local stage still uses labels,
-    so the label budgets are matched only as far as the smallest local proportion allows."""
-    if gap["high"] < margin:
-        return "holds"
-    if gap["low"] > margin:
-        return "fails"
-    return "inconclusive"
-
-
-def c7_coherence(seeds: pd.DataFrame, metrics: tuple[str, ...], lower_is_better: dict[str, bool]) -> tuple[dict, str]:
-    """organoid-C7: the SSIM variants give more coherent shapes than BCE: holds if they are better
-    (mean of the two SSIM losses vs BCE & Dice, paired over seeds) with CI on >= 2 shape metrics;
-    fails if BCE is better with CI on >= 2; else inconclusive. Returns each metric's effect, signed
-    so that positive means "SSIM variants more coherent", and the verdict."""
-    wide = seeds.pivot_table(index="seed", columns="loss", values=list(metrics))
-    effects, better, worse = {}, 0, 0
-    for m in metrics:
-        ssim = (wide[(m, "ssim_dice")] + wide[(m, "ssim_mae_dice")]) / 2
-        d = (wide[(m, "bce_dice")] - ssim) if lower_is_better[m] else (ssim - wide[(m, "bce_dice")])
-        effects[m] = report.paired_effect(d.to_numpy())
-        better += report.verdict(effects[m]) == "holds"
-        worse += report.verdict(effects[m]) == "fails"
-    verdict = "holds" if better >= 2 else ("fails" if worse >= 2 else "inconclusive")
-    return effects, verdict
+def c10_parts(seeds: pd.DataFrame, frozen: str, non_frozen: str) -> dict[str, np.ndarray]:
+    """organoid-C10's two parts per seed: the large-organoid recall gain of the frozen arm, and how
+    much the non-frozen arm's F1 advantage shrinks from the annotation to the true masks
+    (gap against the truth - gap against the annotation: below 0 if it shrinks)."""
+    gap_ann = paired(seeds, "f1_annotation", non_frozen, frozen)
+    gap_true = paired(seeds, "f1", non_frozen, frozen)
+    return {"recall": paired(seeds, "large_recall", frozen, non_frozen), "gap_annotation": gap_ann,
+            "gap_true": gap_true, "shrink": gap_true - gap_ann}

@@ -114,13 +114,22 @@ def proportion_panels(seeds: pd.DataFrame, vary: str, fixed: str, supervised: pd
     return fig
 
 
-def toy_masks(size: int = 320, radius: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+def toy_masks(size: int = 320, radius: int = 100, seed: int = 0, n_wrong: int | None = None) -> dict[str, np.ndarray]:
     """Fig. 5.8: a circle, a smaller circle and the circle with random black pixels, the last two
-    with the same number of wrong pixels."""
+    with the same number of wrong pixels: the ring between the circles, 4 pixels wide, or, with
+    ``n_wrong``, the ring whose pixel count comes closest to it (the claims register's
+    reconstruction of the thesis's BCE 1.009: torch's BCE on hard masks is 100 x wrong / pixels,
+    so about 1,033 wrong pixels of 320 x 320)."""
     yy, xx = np.mgrid[0:size, 0:size]
     r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
     circle = r <= radius
-    smaller = r <= radius - 4
+    if n_wrong is None:
+        smaller = r <= radius - 4
+    else:
+        radii, counts = np.unique(r[circle], return_counts=True)  # rings of equal radius, innermost first
+        dropped = np.cumsum(counts[::-1])  # pixels outside each ring, dropping rings from the outside in
+        k = int(np.argmin(np.abs(dropped - n_wrong)))
+        smaller = circle & (r < radii[::-1][k])
     wrong = int((circle & ~smaller).sum())
     holes = circle.copy()
     inside = np.flatnonzero(smaller)

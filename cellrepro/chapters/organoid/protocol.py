@@ -1,34 +1,57 @@
-"""The organoid thesis's training protocol around the three stages (Sec. 4.2-4.3).
+"""The organoid thesis's training protocol around the three stages (Sec. 4.2-4.3), as this book runs it.
 
-* Global stage: one model per data proportion, trained with k-fold cross validation; the fold
-  with the lowest mean validation loss is kept (Sec. 4.2.1).
-* Local stage: from each kept global model, one model per local proportion, again k-fold with
-  the same rule (Sec. 4.2.2), the encoder frozen or not (Sec. 5.3).
-* Fine-tuning: each kept local model once per loss, *without* folds: 36 pre-trained models x
-  3 losses = 108 fine-tuned models (Sec. 4.3). The supervised baseline is the same fine-tuning
-  from a random initialisation.
+* Global stage: one encoder per (seed, data proportion), trained on the proportion's *images* of
+  the global pool (:meth:`~.split.OrganoidSplit.global_pool`) for a fixed number of updates, so a
+  larger proportion adds variety, not training time (the thesis trains fixed epochs, which
+  conflates the two). With ``folds`` > 1 the thesis's k-fold rule keeps the fold with the lowest
+  mean validation loss (Sec. 4.2.1); ``folds=1`` (the book profile) is one fixed split, the k - 1
+  saved trainings spent on updates instead.
+* Local stage: from a kept global encoder, one model per (local proportion, frozen or not)
+  (Sec. 4.2.2, 5.3), again on whole images of the local pool.
+* Fine-tuning: each kept model once per loss, *without* folds, on the seed's labelled fine-tuning
+  crops, the same crops and the same batch order for every arm of the seed (Sec. 4.3). The
+  supervised baseline is the same fine-tuning from the seed's random initialisation.
 
-:class:`Pretrainer` caches the global models per proportion and the local models per
-(global proportion, local proportion, frozen) for one seed, so ablation arms that share a
-pre-training share its weights instead of re-training it.
+Every stage is a function of (:class:`Data`, seed, :class:`Settings`, its own arguments) whose
+result goes through :func:`cellrepro.engine.cache.shared`: the four organoid notebooks share an
+encoder of the same seed and proportion instead of pre-training it four times, and a re-run with
+unchanged code serves it from the cache.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
+from ...engine.cache import shared
+from ...engine.train import release, resolve_accelerator
 from ...nets import SplitUNet
 from ...semi.contrastive import StageConfig, cross_validate, finetune, global_stage, local_stage, predict
-from ...engine.train import release, resolve_accelerator
 from .evaluate import score
-from .split import OrganoidSplit, subset
+from .split import OrganoidSplit, load_images, prepare
 
 
-@dataclass
+@dataclass(frozen=True)
+class Data:
+    """One seed's data, as numbers: which images, how many, how cut (hashable: a cache key)."""
+
+    dataset: str = "organoid"
+    data_root: str | None = None
+    n_global: int = 20
+    n_local: int = 10
+    n_tune: int = 4
+    n_test: int = 20
+    size: int = 384
+    crop: int = 48
+    n_labelled: int | None = 256
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a stage needs besides the data."""
 
@@ -36,7 +59,7 @@ class Settings:
     global_cfg: StageConfig
     local_cfg: StageConfig
     finetune_cfg: StageConfig
-    folds: int = 2
+    folds: int = 1
     device: str = "auto"
 
     def torch_device(self) -> torch.device:
@@ -45,72 +68,116 @@ class Settings:
         return torch.device(kind, index) if index is not None else torch.device(kind)
 
 
-@dataclass
-class Pretrainer:
-    """Pre-trained models of one seed, each trained once and cached (on the CPU)."""
-
-    split: OrganoidSplit
-    settings: Settings
-    seed: int
-    histories: dict = field(default_factory=dict)
-    _global: dict = field(default_factory=dict)
-    _local: dict = field(default_factory=dict)
-
-    def random_model(self) -> SplitUNet:
-        torch.manual_seed(self.seed)
-        return SplitUNet(features=self.settings.features)
-
-    def global_model(self, fraction: float) -> SplitUNet:
-        """The global stage on ``fraction`` of its half (k-fold selected)."""
-        if fraction not in self._global:
-            s = self.settings
-            images = self.split.global_images[subset(len(self.split.global_images), fraction, self.seed)]
-            model, hist, best = cross_validate(
-                self.random_model(), [images], s.folds,
-                lambda m, tr, va: global_stage(m, tr[0], s.global_cfg, va[0], self.seed, s.device), self.seed)
-            self._global[fraction] = model
-            self.histories[("global", fraction)] = hist[best]
-        return self._global[fraction]
-
-    def local_model(self, global_fraction: float, local_fraction: float, frozen: bool = False) -> SplitUNet:
-        """The local stage on ``local_fraction`` of its half, from the cached global model."""
-        key = (global_fraction, local_fraction, frozen)
-        if key not in self._local:
-            s, sp = self.settings, self.split
-            start = self.global_model(global_fraction)
-            idx = subset(len(sp.local_images), local_fraction, self.seed + 1)
-            model, hist, best = cross_validate(
-                copy.deepcopy(start), [sp.local_images[idx], sp.local_masks[idx]], s.folds,
-                lambda m, tr, va: local_stage(m, tr[0], tr[1], s.local_cfg, frozen, (va[0], va[1]), self.seed,
-                                              s.device), self.seed)
-            self._local[key] = model
-            self.histories[("local",) + key] = hist[best]
-        return self._local[key]
+@functools.lru_cache(maxsize=2)
+def seed_data(data: Data, seed: int) -> tuple[OrganoidSplit, list, list]:
+    """(split, training images, test images) of ``seed``: the test images are the same for every seed."""
+    n_train = data.n_global + data.n_local + data.n_tune
+    train, test = load_images(data.dataset, data.data_root, n_train, data.n_test, data.size, seed)
+    return prepare(train, test, data.crop, seed, data.n_global, data.n_local, data.n_labelled), train, test
 
 
-def finetune_and_test(model: SplitUNet, split: OrganoidSplit, loss: str, settings: Settings, seed: int = 0,
-                      keep_probs: bool = False, shape: bool = False) -> dict:
-    """Fine-tune a copy of ``model`` once with ``loss`` (no folds, Sec. 4.3) and score the test crops.
-
-    Returns ``scores`` (one row per test crop, see :func:`~.evaluate.score`; with ``shape`` the
-    shape metrics too), the history, and with ``keep_probs`` the test probabilities and the
-    fine-tuned model.
-    """
+def random_model(settings: Settings, seed: int) -> SplitUNet:
+    """The seed's initial weights: the start of every pre-training and of the supervised baseline."""
     torch.manual_seed(seed)
-    tuned = copy.deepcopy(model)
-    hist = finetune(tuned, split.tune_images, split.tune_masks, settings.finetune_cfg, loss, None, seed,
-                    settings.device)
-    probs = predict(tuned, split.test.images, device=settings.torch_device())
-    out = {"scores": score(probs, split.test, shape=shape), "history": hist}
+    return SplitUNet(features=settings.features)
+
+
+def _state(model: SplitUNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _global(data: Data, seed: int, settings: Settings, fraction: float) -> dict:
+    sp = seed_data(data, seed)[0]
+    crops, images = sp.global_pool(fraction)
+    model, hist, best = cross_validate(
+        random_model(settings, seed), [crops], settings.folds,
+        lambda m, tr, va: global_stage(m, tr[0], settings.global_cfg, va[0], seed, settings.device), seed)
+    return {"state": _state(model), "history": hist[best], "images": images, "crops": len(crops)}
+
+
+def _local(data: Data, seed: int, settings: Settings, global_fraction: float, local_fraction: float,
+           frozen: bool) -> dict:
+    sp = seed_data(data, seed)[0]
+    start = model_from(data, seed, settings, ("global", global_fraction))
+    encoder = {id(p) for p in start.encoder_parameters()}
+    before = {n: p.detach().clone() for n, p in start.named_parameters() if id(p) in encoder}
+    images, masks, n_images = sp.local_pool(local_fraction)
+    model, hist, best = cross_validate(
+        start, [images, masks], settings.folds,
+        lambda m, tr, va: local_stage(m, tr[0], tr[1], settings.local_cfg, frozen, (va[0], va[1]), seed,
+                                      settings.device), seed)
+    after = dict(model.named_parameters())
+    change = max(float((after[n].detach().cpu() - w).abs().max()) for n, w in before.items())
+    norm = float(torch.sqrt(sum((w ** 2).sum() for w in before.values())))
+    moved = float(torch.sqrt(sum(((after[n].detach().cpu() - w) ** 2).sum() for n, w in before.items())))
+    return {"state": _state(model), "history": hist[best], "images": n_images, "crops": len(images),
+            "encoder_max_change": change, "encoder_relative_change": moved / max(norm, 1e-12)}
+
+
+global_encoder = shared(_global)
+"""The global stage of (data, seed, settings, proportion), computed once: ``state`` (the whole
+network's weights; only the encoder trained), ``history``, ``images`` and ``crops`` used."""
+
+local_model = shared(_local)
+"""The local stage on top of :func:`global_encoder`, computed once: ``state``, ``history``, ``images``,
+``crops``, and how far the encoder moved (``encoder_max_change``, ``encoder_relative_change``)."""
+
+
+def model_from(data: Data, seed: int, settings: Settings, start: tuple) -> SplitUNet:
+    """A network with the weights ``start`` names: ``("random",)``, ``("global", g)`` or
+    ``("local", g, l, frozen)``."""
+    model = random_model(settings, seed)
+    if start[0] == "global":
+        model.load_state_dict(global_encoder(data, seed, settings, start[1])["state"])
+    elif start[0] == "local":
+        model.load_state_dict(local_model(data, seed, settings, *start[1:])["state"])
+    elif start[0] != "random":
+        raise ValueError(f"unknown start {start!r}: ('random',), ('global', g) or ('local', g, l, frozen)")
+    return model
+
+
+def _finetuned(data: Data, seed: int, settings: Settings, start: tuple, loss: str, keep_probs: bool = False,
+               shape: bool = False, local_labels: float = 0.0) -> dict:
+    sp = seed_data(data, seed)[0]
+    model = model_from(data, seed, settings, start)
+    images, masks = sp.tune_images, sp.tune_masks
+    if local_labels:  # a supervised control with the local pool's labels too (organoid-C2's positive control)
+        extra_images, extra_masks, _ = sp.local_pool(local_labels)
+        images, masks = torch.cat([images, extra_images]), torch.cat([masks, extra_masks])
+    torch.manual_seed(seed)  # the same batch order for every arm of the seed (common random numbers)
+    hist = finetune(model, images, masks, settings.finetune_cfg, loss, None, seed, settings.device)
+    probs = predict(model, sp.test.images, device=settings.torch_device())
+    out = {"scores": score(probs, sp.test, shape=shape), "history": hist}
     if keep_probs:
-        out.update(probs=probs, model=tuned.cpu())
-    release(tuned)
+        out["probs"] = probs
+    release(model)
     return out
 
 
-def supervised(pre: Pretrainer, loss: str, keep_probs: bool = False) -> dict:
-    """The baseline: the same fine-tuning from a random initialisation."""
-    return finetune_and_test(pre.random_model(), pre.split, loss, pre.settings, pre.seed, keep_probs)
+finetuned = shared(_finetuned)
+"""Fine-tune the network ``start`` names with ``loss`` and score the test crops (computed once):
+``scores`` (one row per test crop, :func:`~.evaluate.score`; with ``shape`` the shape metrics),
+``history`` and with ``keep_probs`` the test probabilities. ``local_labels`` adds that share of the
+local pool's labelled crops to the fine-tuning crops (a supervised control, not the thesis's)."""
+
+
+def encoder_features(data: Data, seed: int, settings: Settings, start: tuple) -> np.ndarray:
+    """Pooled encoder features of the seed's test crops (:func:`~.controls.pooled_features`)."""
+    from .controls import pooled_features
+
+    return pooled_features(model_from(data, seed, settings, start), seed_data(data, seed)[0].test.images)
+
+
+def loss_fall(history: pd.DataFrame, column: str, share: float = 0.1) -> float:
+    """How much a stage's training loss fell: 1 - (mean of the last ``share`` of updates) / (mean
+    of the first ``share``). 0.3 means the loss ended 30 % below where it started.
+
+    >>> round(loss_fall(pd.DataFrame({"l": np.linspace(2.0, 1.0, 100)}), "l"), 3)
+    0.475
+    """
+    values = history[column].dropna().to_numpy(float)
+    k = max(1, int(round(share * len(values))))
+    return float(1 - values[-k:].mean() / values[:k].mean()) if len(values) >= 2 else float("nan")
 
 
 def tagged(scores: pd.DataFrame, **tags) -> pd.DataFrame:
@@ -121,15 +188,106 @@ def tagged(scores: pd.DataFrame, **tags) -> pd.DataFrame:
     return out
 
 
-def pretrainers(dataset: str, data_root: str | None, seeds: list[int], n_train: int, n_test: int, size: int,
-                crop: int, n_labelled: int | None, settings: Settings, pool_share: float = 0.5):
-    """For each seed: its training images and split (the test set is shared), as a
-    :class:`Pretrainer`, with the training and test images: ``(pretrainer, train, test)``."""
+def seeds_progress(seeds: list[int]):
+    """The seeds, with a progress bar where one is wanted (:func:`cellrepro.engine.progress.bar`)."""
     from ...engine.progress import bar as progress_bar
 
-    from .split import load_images, prepare
+    return progress_bar(seeds, desc="seeds", unit="seed", disable=None)
 
-    for seed in progress_bar(seeds, desc="seeds", unit="seed", disable=None):
-        train, test = load_images(dataset, data_root, n_train, n_test, size, seed)
-        sp = prepare(train, test, crop, seed, pool_share=pool_share, n_labelled=n_labelled)
-        yield Pretrainer(sp, settings, seed), train, test
+
+@dataclass
+class Results:
+    """What :func:`run` measured: every test crop's scores (``seed``, ``arm``, ``loss`` in front),
+    per seed and pre-training stage the diagnostics the gates read (``stages``), and the first
+    seed's test probabilities per arm (``probs``, for figures)."""
+
+    scores: pd.DataFrame
+    stages: pd.DataFrame
+    probs: dict[str, np.ndarray]
+
+    def per_seed(self) -> pd.DataFrame:
+        """Test images averaged within each seed, arm and loss (:func:`~.evaluate.per_seed`)."""
+        from .evaluate import per_image, per_seed
+
+        return per_seed(per_image(self.scores, by=["seed", "arm", "loss"]), by=["arm", "loss"])
+
+    def per_image(self) -> pd.DataFrame:
+        from .evaluate import per_image
+
+        return per_image(self.scores, by=["seed", "arm", "loss"])
+
+
+def stage_rows(data: Data, seed: int, settings: Settings, start: tuple) -> list[dict]:
+    """Diagnostics of the pre-training stages behind ``start``: updates, loss fall, images, crops
+    (and for a local stage how far the encoder moved)."""
+    rows = []
+    if start[0] in ("global", "local"):
+        g = global_encoder(data, seed, settings, start[1])
+        rows.append({"seed": seed, "stage": "global", "global_fraction": start[1], "updates": len(g["history"]["nt_xent"].dropna()),
+                     "loss_fall": loss_fall(g["history"], "nt_xent"), "images": g["images"], "crops": g["crops"]})
+    if start[0] == "local":
+        loc = local_model(data, seed, settings, *start[1:])
+        rows.append({"seed": seed, "stage": "local", "global_fraction": start[1], "local_fraction": start[2],
+                     "frozen": start[3], "updates": len(loc["history"]["local"].dropna()),
+                     "loss_fall": loss_fall(loc["history"], "local"), "images": loc["images"], "crops": loc["crops"],
+                     "encoder_max_change": loc["encoder_max_change"],
+                     "encoder_relative_change": loc["encoder_relative_change"]})
+    return rows
+
+
+def run(data: Data, settings: Settings, seeds: list[int], arms: dict[str, tuple], losses: tuple[str, ...] = ("bce_dice",),
+        shape: bool = False, keep_probs: bool = False) -> Results:
+    """Fine-tune every arm (a name and the start :func:`model_from` takes, or ``("random+labels", l)``:
+    the supervised baseline with the local pool's labelled crops added) with every loss, for every
+    seed, and score the test crops; pre-training is shared through the cache."""
+    scores, stages, probs = [], [], {}
+    for seed in seeds_progress(seeds):
+        for name, start in arms.items():
+            extra = 0.0
+            if start[0] == "random+labels":  # ("random+labels", local share): supervised with more labels
+                start, extra = ("random",), start[1]
+            stages += [{"arm": name, **r} for r in stage_rows(data, seed, settings, start)]
+            for loss in losses:
+                keep = keep_probs and seed == seeds[0]
+                r = finetuned(data, seed, settings, start, loss, keep_probs=keep, shape=shape, local_labels=extra)
+                scores.append(tagged(r["scores"], seed=seed, arm=name, loss=loss))
+                if keep:
+                    probs[name if len(losses) == 1 else f"{name}, {loss}"] = r["probs"]
+    return Results(pd.concat(scores, ignore_index=True), pd.DataFrame(stages), probs)
+
+
+def probes(data: Data, settings: Settings, seeds: list[int], starts: dict[str, tuple]) -> pd.DataFrame:
+    """Per seed, the held-out R^2 of the size-and-shape probe (:func:`~.controls.probe_r2`) of each
+    named encoder, and ``fraction``: the same probe of each crop's organoid fraction (shown beside)."""
+    from .controls import probe_r2
+
+    rows = []
+    for seed in seeds:
+        test = seed_data(data, seed)[0].test
+        for name, start in starts.items():
+            x = encoder_features(data, seed, settings, start)
+            rows.append({"seed": seed, "encoder": name, "r2": probe_r2(None, test, features=x),
+                         "r2_fraction": probe_r2(None, test, targets=("fraction",), features=x)})
+    return pd.DataFrame(rows)
+
+
+def engagement(data: Data, settings: Settings, seeds: list[int], stages: pd.DataFrame,
+               global_fraction: float) -> tuple[list, pd.DataFrame, dict]:
+    """The registered checks that pre-training engaged (:func:`~.claims.stage_gates`): fewest
+    updates and smallest loss fall of any seed, per stage in ``stages`` (:attr:`Results.stages`), and
+    the probe gain of the global encoder at ``global_fraction`` over the random one, over seeds.
+
+    Returns (gates, the probe's R^2 per seed and encoder, the probe gain's effect)."""
+    from .claims import effect, stage_gates
+
+    probe = probes(data, settings, seeds, {"global stage": ("global", global_fraction), "random": ("random",)})
+    wide = probe.pivot(index="seed", columns="encoder", values="r2")
+    gain = effect((wide["global stage"] - wide["random"]).to_numpy())
+    st = stages.drop_duplicates(["seed", "stage", "global_fraction", "local_fraction", "frozen"]
+                                if "local_fraction" in stages else ["seed", "stage", "global_fraction"])
+    gates = []
+    for stage in ("global", "local"):
+        part = st[st["stage"] == stage]
+        if len(part):
+            gates += stage_gates(stage, part["updates"], part["loss_fall"], gain if stage == "global" else None)
+    return gates, probe, gain

@@ -54,19 +54,55 @@ class TestSet:
 
 @dataclass
 class OrganoidSplit:
-    """Crops of one seed's training images, and the shared test set."""
+    """Crops of one seed's training images, kept per image, and the shared test set.
 
-    global_images: torch.Tensor
-    local_images: torch.Tensor
-    local_masks: torch.Tensor
+    ``global_crops`` and ``local_crops`` / ``local_masks`` hold one tensor of crops per
+    pre-training image, so a data proportion is a number of *images* (:meth:`global_pool`,
+    :meth:`local_pool`): 10 % and 60 % of the pool differ in the organoids, backgrounds and
+    illumination they show, not only in how many overlapping crops of the same images they hold.
+    Proportions are nested (the 10 % images are among the 60 % ones), so two arms of a seed differ
+    only in the images added.
+    """
+
+    global_crops: list[torch.Tensor]
+    local_crops: list[torch.Tensor]
+    local_masks: list[torch.Tensor]
     tune_images: torch.Tensor
     tune_masks: torch.Tensor
     test: TestSet
+    seed: int = 0
+
+    def global_pool(self, fraction: float) -> tuple[torch.Tensor, int]:
+        """Crops of the first ``fraction`` of the global images (in a seeded order) and how many images."""
+        keep = images_for(len(self.global_crops), fraction, self.seed)
+        return torch.cat([self.global_crops[i] for i in keep]), len(keep)
+
+    def local_pool(self, fraction: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Crops and masks of the first ``fraction`` of the local images, and how many images."""
+        keep = images_for(len(self.local_crops), fraction, self.seed + 1)
+        return (torch.cat([self.local_crops[i] for i in keep]), torch.cat([self.local_masks[i] for i in keep]),
+                len(keep))
 
     def sizes(self) -> dict[str, int]:
-        return {"global pool (unlabelled)": len(self.global_images), "local pool (labelled)": len(self.local_images),
-                "fine-tuning (labelled)": len(self.tune_images), "test crops": len(self.test),
+        return {"global pool: images": len(self.global_crops),
+                "global pool: crops": sum(len(c) for c in self.global_crops),
+                "local pool: images": len(self.local_crops),
+                "local pool: crops (labelled)": sum(len(c) for c in self.local_crops),
+                "fine-tuning crops (labelled)": len(self.tune_images), "test crops": len(self.test),
                 "test images": len(self.test.names)}
+
+
+def images_for(n: int, fraction: float, seed: int) -> list[int]:
+    """The first ``round(fraction * n)`` (at least 1) of a seeded order of ``n`` images: nested, so
+    a larger fraction keeps every image of a smaller one.
+
+    >>> images_for(20, 0.1, 0), set(images_for(20, 0.1, 0)) <= set(images_for(20, 0.6, 0))
+    ([4, 19], True)
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"a data proportion must be in (0, 1], got {fraction}")
+    k = min(n, max(1, int(round(fraction * n))))
+    return sorted(np.random.default_rng(seed).permutation(n)[:k].tolist()) if k < n else list(range(n))
 
 
 def load_images(dataset: str, data_root: str | None, n_train: int, n_test: int, size: int,
@@ -102,34 +138,33 @@ def test_crops(images: list, crop: int, min_fraction: float = 0.03) -> TestSet:
                    np.array([names.index(n) for n, *_ in crops.origin]), names, crops.origin)
 
 
-def prepare(train_images: list, test_images: list, crop: int, seed: int = 0, pool_share: float = 0.5,
-            n_labelled: int | None = None, overlap: float = 0.5) -> OrganoidSplit:
-    """Crops for one seed: pool (global/local halves) and fine-tuning by image, plus the test set.
+def prepare(train_images: list, test_images: list, crop: int, seed: int = 0, n_global: int = 20,
+            n_local: int = 10, n_labelled: int | None = None, overlap: float = 0.5) -> OrganoidSplit:
+    """Crops for one seed, split *by image*: ``n_global`` images for the global (unlabelled) stage,
+    ``n_local`` for the local (labelled) stage, the rest for fine-tuning, plus the test set.
 
     Args:
-        pool_share: share of the training images in the pre-training pool (the rest are
-            fine-tuning images; at least one each). The thesis halves its training crops
-            (~35,000 for pre-training, ~35,000 for fine-tuning).
+        n_global, n_local: pre-training images of each stage (the thesis halves its ~35,000
+            pre-training crops between them); data proportions choose among these images.
         n_labelled: keep this many fine-tuning crops (chosen at random; None: all), the
-            label-scarce setting where pre-training can matter.
+            label-scarce setting where pre-training can matter. The same crops for every arm of
+            the seed.
     """
     n = len(train_images)
-    n_pool = min(max(1, int(round(pool_share * n))), n - 1)
-    if n < 2:
-        raise ValueError(f"{n} training images are too few for a pre-training and a fine-tuning split (need 2)")
+    if n < n_global + n_local + 1:
+        raise ValueError(f"{n} training images; the split needs n_global ({n_global}) + n_local ({n_local}) "
+                         "+ at least 1 fine-tuning image")
     order = np.random.default_rng(seed).permutation(n)
-    pool = organoid_crops([train_images[i] for i in order[:n_pool]], crop=crop, overlap=overlap)
-    tune = organoid_crops([train_images[i] for i in order[n_pool:]], crop=crop, overlap=overlap)
+    parts = np.split(order, [n_global, n_global + n_local])
+
+    def per_image(idx):
+        crops = [organoid_crops([train_images[i]], crop=crop, overlap=overlap) for i in idx]
+        return [(_t(c.images), _t(c.masks)) for c in crops if len(c.images)]
+
+    glob, loc = per_image(parts[0]), per_image(parts[1])
+    tune = organoid_crops([train_images[i] for i in parts[2]], crop=crop, overlap=overlap)
     gen = torch.Generator().manual_seed(seed)
-    half = torch.randperm(len(pool), generator=gen)
-    g_idx, l_idx = half[: len(half) // 2], half[len(half) // 2:]
-    keep = torch.randperm(len(tune), generator=gen)[:n_labelled] if n_labelled else torch.arange(len(tune))
-    pool_img, pool_mask, tune_img, tune_mask = _t(pool.images), _t(pool.masks), _t(tune.images), _t(tune.masks)
-    return OrganoidSplit(pool_img[g_idx], pool_img[l_idx], pool_mask[l_idx], tune_img[keep], tune_mask[keep],
-                         test_crops(test_images, crop))
-
-
-def subset(n: int, fraction: float, seed: int) -> torch.Tensor:
-    """A seeded random ``fraction`` of ``range(n)`` (at least 2 items)."""
-    k = min(n, max(2, int(round(fraction * n))))
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
+    keep = torch.randperm(len(tune.images), generator=gen)[:n_labelled] if n_labelled else torch.arange(len(tune.images))
+    tune_img, tune_mask = _t(tune.images), _t(tune.masks)
+    return OrganoidSplit([g for g, _ in glob], [x for x, _ in loc], [m for _, m in loc], tune_img[keep],
+                         tune_mask[keep], test_crops(test_images, crop), seed)

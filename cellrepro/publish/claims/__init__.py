@@ -254,7 +254,9 @@ def claim_status(book_dir: str | Path, sections: set[str] | None = None) -> list
         why, protocol, klass, imp, stale = "", None, None, None, False
         if entry is None:
             has_section = bool(c["section"]) and (sections is None or c["section"] in sections)
-            if c["needs"] != "syn":
+            if _registrations().get(c["id"], {}).get("test") == "descriptive" and has_section:
+                why = "descriptive: its section shows the numbers beside the paper's; its registration judges nothing"
+            elif c["needs"] != "syn":
                 why = NEEDS[c["needs"]]
             elif has_section:
                 why = "its section has no published verdict yet (only a smoke run, or no verdict recorded)"
