@@ -147,22 +147,21 @@ def test_classical_pipeline_finds_dark_discs():
     assert evaluate._f1(found, disc) > 0.95
 
 
-def test_probe_reads_out_size_and_shape_and_cka_sees_a_rotation():
-    class Sizes(torch.nn.Module):  # an "encoder" whose features are the crop's mask pooled at 4 scales
-        def encode(self, x):
-            return [torch.nn.functional.avg_pool2d(x, k) for k in (1, 2, 4, 8)]
-
+def test_probe_reads_out_size_beyond_the_fraction_and_cka_sees_a_rotation():
     rng = np.random.default_rng(0)
-    true = torch.zeros(64, 1, 32, 32)
-    for i in range(64):  # one disc of random radius per crop: the mean area varies, the shape does not
-        yy, xx = np.mgrid[:32, :32]
-        true[i, 0] = torch.as_tensor(((yy - 16) ** 2 + (xx - 16) ** 2) <= rng.uniform(3, 12) ** 2)
-    test = split.TestSet(true, true, true, true, np.arange(64) % 8, [str(i) for i in range(8)], [])
-    targets = controls.crop_targets(test)
-    assert targets["mean_area"].std() > 0.3 and targets["eccentricity"].max() < 0.3
-    assert controls.probe_r2(Sizes(), test, targets=("mean_area",)) > 0.8  # log area from linear pooled means
-    noise = controls.pooled_features(Sizes(), torch.rand(64, 1, 32, 32))
-    assert controls.probe_r2(None, test, targets=("mean_area",), features=noise) < 0.3
+    yy, xx = np.mgrid[:32, :32]
+    true = torch.zeros(96, 1, 32, 32)
+    for i in range(96):  # 1 to 4 discs of one random radius: the fraction does not fix the mean area
+        r, k = rng.uniform(2.5, 5), rng.integers(1, 5)
+        for cy, cx in [(8, 8), (8, 24), (24, 8), (24, 24)][:k]:
+            true[i, 0] += torch.as_tensor(((yy - cy) ** 2 + (xx - cx) ** 2) <= r ** 2)
+    test = split.TestSet(true, true, true, true, np.arange(96) % 8, [str(i) for i in range(8)], [])
+    t = controls.crop_targets(test)
+    assert abs(np.corrcoef(t["mean_area"], t["fraction"])[0, 1]) < 1e-6  # what the fraction carries is taken out
+    assert t["mean_area"].std() > 0.1
+    carries = np.c_[t["mean_area"] + 0.02 * rng.normal(size=96), rng.normal(size=(96, 5))]
+    assert controls.probe_r2(None, test, targets=("mean_area",), features=carries) > 0.9
+    assert controls.probe_r2(None, test, targets=("mean_area",), features=rng.normal(size=(96, 6))) < 0.2
     x = rng.normal(size=(100, 6))
     assert controls.linear_cka(x, x @ np.linalg.qr(rng.normal(size=(6, 6)))[0]) == pytest.approx(1.0)
 

@@ -30,8 +30,8 @@ REFERENCE_RANGE = (0.2, 0.95)
 def arm(global_fraction: float | None, local_fraction: float | None = None, frozen: bool = False) -> str:
     """The name of an arm: ``"supervised"`` or e.g. ``"g60/l10"`` (``" frozen"`` appended).
 
-    >>> arm(0.6, 0.1), arm(None), arm(0.6, 0.6, frozen=True)
-    ('g60/l10', 'supervised', 'g60/l60 frozen')
+    >>> arm(0.6, 0.1), arm(None), arm(0.6, 0.6, frozen=True), arm(0.0, 0.1)
+    ('g60/l10', 'supervised', 'g60/l60 frozen', 'g0/l10')
     """
     if global_fraction is None:
         return "supervised"
@@ -61,6 +61,14 @@ def stage_gates(stage: str, updates: Iterable[int], falls: Iterable[float], prob
     if probe_gain is not None:
         out.append(gate(f"{stage} stage engaged: probe gain CI low", probe_gain["low"], at_least=np.nextafter(0, 1)))
     return out
+
+
+def reaches(deltas: np.ndarray, name: str) -> Gate:
+    """A gate that an upstream treatment reaches the fine-tuned model: the 95 % interval over seeds of
+    ``deltas`` (with it - without it) excludes 0, in either direction. Its value is the distance of
+    the interval's nearer end from 0 (positive when it excludes 0)."""
+    e = effect(deltas)
+    return gate(name, max(e["low"], -e["high"]), at_least=np.nextafter(0, 1))
 
 
 def reference_gate(values: Iterable[float], what: str = "reference F1") -> Gate:

@@ -98,7 +98,9 @@ def _global(data: Data, seed: int, settings: Settings, fraction: float) -> dict:
 def _local(data: Data, seed: int, settings: Settings, global_fraction: float, local_fraction: float,
            frozen: bool) -> dict:
     sp = seed_data(data, seed)[0]
-    start = model_from(data, seed, settings, ("global", global_fraction))
+    # global_fraction 0: the local stage from the seed's random weights (no global stage), the control
+    # that says whether the global stage reaches the fine-tuned model at all
+    start = model_from(data, seed, settings, ("global", global_fraction) if global_fraction else ("random",))
     encoder = {id(p) for p in start.encoder_parameters()}
     before = {n: p.detach().clone() for n, p in start.named_parameters() if id(p) in encoder}
     images, masks, n_images = sp.local_pool(local_fraction)
@@ -125,7 +127,7 @@ local_model = shared(_local)
 
 def model_from(data: Data, seed: int, settings: Settings, start: tuple) -> SplitUNet:
     """A network with the weights ``start`` names: ``("random",)``, ``("global", g)`` or
-    ``("local", g, l, frozen)``."""
+    ``("local", g, l, frozen)`` (``g = 0``: the local stage from random weights, no global stage)."""
     model = random_model(settings, seed)
     if start[0] == "global":
         model.load_state_dict(global_encoder(data, seed, settings, start[1])["state"])
@@ -221,7 +223,7 @@ def stage_rows(data: Data, seed: int, settings: Settings, start: tuple) -> list[
     """Diagnostics of the pre-training stages behind ``start``: updates, loss fall, images, crops
     (and for a local stage how far the encoder moved)."""
     rows = []
-    if start[0] in ("global", "local"):
+    if start[0] in ("global", "local") and start[1]:
         g = global_encoder(data, seed, settings, start[1])
         rows.append({"seed": seed, "stage": "global", "global_fraction": start[1], "updates": len(g["history"]["nt_xent"].dropna()),
                      "loss_fall": loss_fall(g["history"], "nt_xent"), "images": g["images"], "crops": g["crops"]})
@@ -272,22 +274,24 @@ def probes(data: Data, settings: Settings, seeds: list[int], starts: dict[str, t
 
 
 def engagement(data: Data, settings: Settings, seeds: list[int], stages: pd.DataFrame,
-               global_fraction: float) -> tuple[list, pd.DataFrame, dict]:
+               global_fractions: list[float]) -> tuple[list, pd.DataFrame, dict]:
     """The registered checks that pre-training engaged (:func:`~.claims.stage_gates`): fewest
     updates and smallest loss fall of any seed, per stage in ``stages`` (:attr:`Results.stages`), and
-    the probe gain of the global encoder at ``global_fraction`` over the random one, over seeds.
+    the probe gain over the seed's random encoder of the global encoder at each of
+    ``global_fractions``, over seeds; the gate takes the smallest lower end.
 
-    Returns (gates, the probe's R^2 per seed and encoder, the probe gain's effect)."""
+    Returns (gates, the probe's R^2 per seed and encoder, the probe gain of each global fraction)."""
     from .claims import effect, stage_gates
 
-    probe = probes(data, settings, seeds, {"global stage": ("global", global_fraction), "random": ("random",)})
+    starts = {f"global {g:.0%}": ("global", g) for g in global_fractions if g} | {"random": ("random",)}
+    probe = probes(data, settings, seeds, starts)
     wide = probe.pivot(index="seed", columns="encoder", values="r2")
-    gain = effect((wide["global stage"] - wide["random"]).to_numpy())
-    st = stages.drop_duplicates(["seed", "stage", "global_fraction", "local_fraction", "frozen"]
-                                if "local_fraction" in stages else ["seed", "stage", "global_fraction"])
+    gains = {name: effect((wide[name] - wide["random"]).to_numpy()) for name in starts if name != "random"}
+    worst = min(gains.values(), key=lambda e: e["low"])
+    st = stages.drop_duplicates([c for c in ("seed", "stage", "global_fraction", "local_fraction", "frozen") if c in stages])
     gates = []
     for stage in ("global", "local"):
         part = st[st["stage"] == stage]
         if len(part):
-            gates += stage_gates(stage, part["updates"], part["loss_fall"], gain if stage == "global" else None)
-    return gates, probe, gain
+            gates += stage_gates(stage, part["updates"], part["loss_fall"], worst if stage == "global" else None)
+    return gates, probe, gains
