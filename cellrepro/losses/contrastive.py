@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 LOCAL_FORMS = ("hu", "literal")
@@ -91,6 +93,29 @@ class _BlockContrast(torch.autograd.Function):
 
 #: Elements of one chunk's (groups x pixels x pixels) similarity matrix (float32: 128 MB).
 CHUNK_ELEMENTS = 2 ** 25
+
+
+def local_floor(labels: torch.Tensor, block_size: int = 16) -> float:
+    """The lowest value the Hu form of :func:`local_contrastive` can reach on these labels: with
+    every organoid pixel's feature equal and every background pixel's opposite, an anchor's term is
+    ``log |P|`` (its positives share the softmax), so the floor is the anchors' mean ``log |P|``.
+    Features that separate nothing (all similarities equal) give about the mean ``log(n - 1)``.
+    A stage's loss is judged by how much of the way from its start to this floor it went.
+
+    >>> y = torch.tensor([[[1, 1, 1], [0, 0, 0], [0, 0, 0]]])
+    >>> round(local_floor(y, block_size=3), 4) == round(math.log(2), 4)
+    True
+    """
+    if labels.dim() == 4:
+        labels = labels[:, 0]
+    b, h, w = labels.shape
+    s = block_size
+    y = labels.reshape(b, h // s, s, w // s, s).permute(1, 3, 0, 2, 4).reshape(-1, b * s * s) > 0.5
+    n_fg = y.sum(-1).double()
+    valid = n_fg >= 2
+    if not valid.any():
+        return float("nan")
+    return float((n_fg[valid] * torch.log(n_fg[valid] - 1)).sum() / n_fg[valid].sum())
 
 
 def local_contrastive(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from ..losses import finetune_loss, global_contrastive, local_contrastive
+from ..losses.contrastive import local_floor
 from ..nets import GlobalHead, LocalHead, SplitUNet
 from ..engine.train import TensorLoader, adam, fit, release
 from .augment import global_augment, local_augment
@@ -45,6 +46,12 @@ class StageConfig:
     steps: int | None = None  # optimizer updates; None: epochs x (items // batch), as the thesis counts
 
 
+VAL_ITEMS = 256
+"""Validation crops a pre-training stage evaluates (the first of its validation split): the
+validation loss is a curve to look at and the k-fold rule's criterion, and evaluating thousands of
+crops every few updates cost as much as the training itself."""
+
+
 def _loader(arrays: list[torch.Tensor], batch: int, shuffle: bool = True) -> TensorLoader:
     """Batches sampled on the training device (the tensors are moved there once by ``fit``)."""
     return TensorLoader(*arrays, batch_size=batch, shuffle=shuffle, drop_last=shuffle and len(arrays[0]) > batch)
@@ -56,7 +63,7 @@ def _steps(n: int, cfg: StageConfig) -> tuple[int, int]:
     batches per epoch."""
     per_epoch = max(1, n // cfg.batch)
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
-    every = per_epoch if cfg.steps is None else max(1, total // 10)
+    every = per_epoch if cfg.steps is None else max(1, total // 5)
     return total, max(1, every // max(cfg.evals_per_epoch, 1))
 
 
@@ -83,7 +90,7 @@ def global_stage(model: SplitUNet, images: torch.Tensor, cfg: StageConfig, val_i
 
     params = list(model.encoder_parameters()) + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    val = _loader([val_images], cfg.batch, shuffle=False) if val_images is not None else None
+    val = _loader([val_images[:VAL_ITEMS]], cfg.batch, shuffle=False) if val_images is not None else None
     return fit({"unet": model, "head": head}, {"encoder": adam(params, lr=cfg.lr)}, step,
                _loader([images], cfg.batch), max_steps=steps, seed=seed, device=device, progress=progress,
                eval_every=every, eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x: loss_of(ctx, x), val)})
@@ -111,11 +118,13 @@ def local_stage(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg
     def step(ctx, batch):
         loss = loss_of(ctx, *batch)
         ctx.optimize({"local": loss})
-        return {"local": loss}
+        masks = batch[1]
+        floor = local_floor(torch.cat([masks, masks]), cfg.block_size) if cfg.form == "hu" else float("nan")
+        return {"local": loss, "local_floor": torch.tensor(floor)}
 
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    vl = _loader(list(val), cfg.batch, shuffle=False) if val is not None else None
+    vl = _loader([v[:VAL_ITEMS] for v in val], cfg.batch, shuffle=False) if val is not None else None
     try:
         return fit({"unet": model, "head": head}, {"local": adam(params, lr=cfg.lr)}, step,
                    _loader([images, masks], cfg.batch), max_steps=steps, seed=seed, device=device,
