@@ -74,7 +74,7 @@ def test_real_book_executes_every_notebook_in_the_smoke_profile(repo, tmp_path):
         assert "cellrepro-banner" in page, nb.key
     assert (html / "book" / "intro.html").is_file()
     assert problems(html, repo.toc_files()) == []
-    executed_notebooks = list((copy / "_build" / "staging" / "smoke" / "book").rglob("*.ipynb"))
+    executed_notebooks = list((copy.root / "_build" / "staging" / "smoke" / "book").rglob("*.ipynb"))
     assert len(executed_notebooks) >= len(repo.toc_notebooks())
     for executed in executed_notebooks:  # the runner's kernels draw no progress bars
         outputs = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])]
