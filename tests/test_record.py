@@ -25,6 +25,13 @@ def test_git_state_tracks_commit_and_dirtiness(tiny, tmp_path):
     state = git_state(tiny.root)
     head = subprocess.run(["git", "-C", str(tiny.root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert state["commit"] == head.strip() and state["dirty"] is False
+    published = next((tiny.root / "book").glob("*/*.md"))  # a chapter page stands in: track a fake output
+    output = published.with_suffix(".record.json")
+    output.write_text("{}")
+    subprocess.run(["git", "-C", str(tiny.root), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(tiny.root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "o"], check=True)
+    output.write_text('{"rerun": true}')  # a published result rewritten by the run before: still clean
+    assert git_state(tiny.root)["dirty"] is False
     (tiny.root / "book" / "intro.md").write_text("# changed\n")
     assert git_state(tiny.root)["dirty"] is True
     assert git_state(tmp_path / "nowhere") == {"commit": None, "dirty": None, "package_tree": None}

@@ -84,7 +84,9 @@ def versions() -> dict[str, str | None]:
 def git_state(root: str | os.PathLike) -> dict[str, Any]:
     """``{"commit", "dirty", "package_tree"}`` of the checkout at ``root``.
 
-    Dirty means tracked files differ from the commit. ``package_tree`` is the git tree hash of
+    Dirty means tracked files differ from the commit, other than the published outputs
+    (:data:`PUBLISHED_OUTPUTS`): a chapter published right after another, before that one's results
+    are committed, ran from the same code. ``package_tree`` is the git tree hash of
     ``cellrepro/`` at the commit (what ``cellrepro list`` compares to say that the package changed
     since a chapter ran). Outside a git checkout (an sdist, a copied folder) all are None.
     """
@@ -93,7 +95,8 @@ def git_state(root: str | os.PathLike) -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        dirty = any(line.strip() and not _published_output(line[3:].strip('"'))
+                    for line in git("status", "--porcelain", "--untracked-files=no").splitlines())
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None, "package_tree": None}
     return {"commit": commit, "dirty": dirty, "package_tree": package_tree(root)}

@@ -20,7 +20,6 @@ unchanged code serves it from the cache.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 
