@@ -98,7 +98,7 @@ def gate(name: str, value: float | None, *, at_least: float | None = None, at_mo
         lo, hi = within
         rule = f"within [{lo:g}, {hi:g}]"
     elif at_least is not None:
-        lo, hi, rule = at_least, math.inf, f">= {at_least:g}"
+        lo, hi, rule = at_least, math.inf, ("> 0" if 0 < at_least < 1e-300 else f">= {at_least:g}")
     else:
         lo, hi, rule = -math.inf, at_most, f"<= {at_most:g}"
     number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

@@ -151,6 +151,35 @@ def _mde_text(row: dict[str, Any]) -> str:
     return text
 
 
+def _gate_value(value: Any) -> str:
+    """A gate's measured value for a reader: numbers to 3 significant digits.
+
+    >>> _gate_value(-0.0005948479394988215), _gate_value(200), _gate_value("not measured")
+    ('-0.000595', '200', 'not measured')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _gate_rule(rule: Any) -> str:
+    """A gate's rule for a reader: a strict "> 0" stored as ">= <smallest float>" reads "> 0".
+
+    >>> _gate_rule(">= 4.94066e-324"), _gate_rule("within [0.2, 0.95]"), _gate_rule(None)
+    ('> 0', 'within [0.2, 0.95]', 'rule')
+    """
+    if not rule:
+        return "rule"
+    text = str(rule)
+    if text.startswith(">= "):
+        try:
+            if 0 < float(text[3:]) < 1e-300:
+                return "> 0"
+        except ValueError:
+            pass
+    return text
+
+
 def _gates_text(row: dict[str, Any]) -> str:
     v = row["verdict"] or {}
     gates = v.get("gates")
@@ -160,7 +189,8 @@ def _gates_text(row: dict[str, Any]) -> str:
         return "none registered"
     failed = v.get("failed_gates") or []
     if failed:
-        return "failed: " + "; ".join(f"{g['name']} = {g.get('value')} ({g.get('rule') or 'rule'})" for g in failed)
+        return "failed: " + "; ".join(f"{g['name']} = {_gate_value(g.get('value'))} ({_gate_rule(g.get('rule'))})"
+                                      for g in failed)
     return f"all {len(gates)} passed"
 
 
