@@ -123,13 +123,11 @@ class Table:
         """
         try:
             from IPython import get_ipython
-            from IPython.display import display
         except ImportError:
             return self
         shell = get_ipython()
-        if shell is not None and getattr(shell, "kernel", None) is not None and not getattr(self, "_shown", False):
-            display({"text/html": self.to_html(), "text/plain": self.to_string()}, raw=True)
-            self._shown = True
+        if shell is not None and getattr(shell, "kernel", None) is not None:
+            self._ipython_display_()
         return self
 
     def _ipython_display_(self) -> None:
