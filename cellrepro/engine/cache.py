@@ -10,6 +10,11 @@ code and the cached work is recomputed, never served from another version of the
 The cache lives under ``$CELLREPRO_CACHE/shared`` (default ``~/.cache/cellrepro/shared``), beside
 the synthetic data. ``CELLREPRO_NO_CACHE=1`` computes everything afresh (and stores nothing).
 
+A run served partly from the cache is fast, so its wall time says nothing about what another seed
+would cost. Every result therefore carries the seconds its computation took (without the shared
+work it called, which carries its own), and :func:`cold_seconds` adds up, once per result, what
+the results this process used took to compute: the time the same work costs from an empty cache.
+
 >>> import tempfile, os
 >>> calls = []
 >>> def square(x):
@@ -18,6 +23,8 @@ the synthetic data. ``CELLREPRO_NO_CACHE=1`` computes everything afresh (and sto
 >>> f = shared(square, location=tempfile.mkdtemp())
 >>> f(3), f(3), calls
 (9, 9, [3])
+>>> cold_seconds() >= 0.0
+True
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -50,6 +59,48 @@ def package_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+#: Seconds each shared result used by this process took to compute, by the result's identity.
+_LEDGER: dict[str, float] = {}
+#: One frame per shared computation in progress: time spent in the shared calls it makes, and their parts.
+_FRAMES: list[dict] = []
+
+
+def cold_seconds(reset: bool = False) -> float:
+    """Seconds the shared results this process used took to compute, each counted once: what
+    the same work costs from an empty cache, whether it was computed now or served from it.
+    ``reset`` starts a new count after reading this one.
+
+    >>> import tempfile
+    >>> _ = cold_seconds(reset=True)
+    >>> slow = shared(lambda x: time.sleep(0.05) or x, location=tempfile.mkdtemp())
+    >>> slow(1), slow(1), round(cold_seconds(), 1)
+    (1, 1, 0.1)
+    """
+    total = float(sum(_LEDGER.values()))
+    if reset:
+        _LEDGER.clear()
+    return total
+
+
+def _timed(func: Callable) -> Callable:
+    """``func`` returning (its value, the seconds of its own computation by result identity,
+    including those of the shared results it used)."""
+
+    @functools.wraps(func)
+    def timed(*args, **kwargs):
+        frame = {"nested": 0.0, "parts": {}}
+        _FRAMES.append(frame)
+        start = time.perf_counter()
+        try:
+            value = func(*args, **kwargs)
+        finally:
+            _FRAMES.pop()
+        own = max(0.0, time.perf_counter() - start - frame["nested"])
+        return value, {**frame["parts"], uuid.uuid4().hex: own}
+
+    return timed
+
+
 def shared(func: F, *, location: str | os.PathLike | None = None, ignore: list[str] | None = None) -> F:
     """``func`` whose results are cached by (arguments, ``func``'s source, the package's code).
 
@@ -61,13 +112,28 @@ def shared(func: F, *, location: str | os.PathLike | None = None, ignore: list[s
         ignore: argument names that do not change the result (e.g. ``progress``).
 
     Returns:
-        ``func`` wrapped by :meth:`joblib.Memory.cache` (``.clear()`` empties its cache); ``func``
-        itself when ``$CELLREPRO_NO_CACHE`` is set.
+        ``func`` through :meth:`joblib.Memory.cache` (``.clear()`` empties its cache; with
+        ``$CELLREPRO_NO_CACHE`` set, ``func`` computed every time); either way the seconds of its
+        results count in :func:`cold_seconds`.
     """
     import joblib
 
+    timed = _timed(func)
     if os.environ.get(OFF_ENV):
-        return func
-    folder = Path(location) if location is not None else globals()["location"]()
-    memory = joblib.Memory(os.fspath(folder / package_hash()), verbose=0)
-    return memory.cache(func, ignore=ignore)  # type: ignore[return-value]
+        cached = timed
+    else:
+        folder = Path(location) if location is not None else globals()["location"]()
+        cached = joblib.Memory(os.fspath(folder / package_hash()), verbose=0).cache(timed, ignore=ignore)
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        start = time.perf_counter()
+        value, parts = cached(*args, **kwargs)
+        if _FRAMES:  # inside another shared computation: its own time excludes this call's
+            _FRAMES[-1]["nested"] += time.perf_counter() - start
+            _FRAMES[-1]["parts"].update(parts)
+        _LEDGER.update(parts)
+        return value
+
+    call.clear = getattr(cached, "clear", lambda warn=True: None)  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
