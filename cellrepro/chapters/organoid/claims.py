@@ -90,3 +90,138 @@ def c10_parts(seeds: pd.DataFrame, frozen: str, non_frozen: str) -> dict[str, np
     gap_true = paired(seeds, "f1", non_frozen, frozen)
     return {"recall": paired(seeds, "large_recall", frozen, non_frozen), "gap_annotation": gap_ann,
             "gap_true": gap_true, "shrink": gap_true - gap_ann}
+
+
+def probe_reading(gain: Mapping[str, float]) -> str:
+    """The sentence the pipeline page states about the global stage's positive control.
+
+    >>> [probe_reading({"low": lo, "high": hi}).split(":")[0] for lo, hi in ((0.01, 0.2), (-0.3, -0.1), (-0.1, 0.1))]
+    ['The positive control passes', 'The positive control fails', 'The positive control is inconclusive']
+    """
+    if gain["low"] > 0:
+        return "The positive control passes: the stage taught the encoder something a linear read-out uses."
+    if gain["high"] < 0:
+        return ("The positive control fails: after its updates the global encoder carries less of what a linear "
+                "read-out needs than a random one.")
+    return "The positive control is inconclusive: the gain cannot be told from zero over these seeds."
+
+
+def judge_data(seeds: pd.DataFrame, gates: list[Gate], global_fractions: Iterable[float],
+               local_fractions: Iterable[float], seconds_per_unit: float | None = None) -> dict[str, float]:
+    """organoid-C1, -C2, -C3 and -C5 from the ablation-data arms' per-seed F1 (``seeds``: columns
+    ``seed``, ``arm``, ``f1``; arms named by :func:`arm`, the controls ``"supervised"``,
+    ``"supervised + local labels (least)"`` and ``"(most)"``), each through
+    :func:`cellrepro.publish.report.judge` with ``gates`` (the stages' engagement) and its own.
+    Returns the values the page states (mean paired differences)."""
+    from ...publish import report, tables
+
+    g_lo, g_hi = min(global_fractions), max(global_fractions)
+    l_lo, l_hi = min(local_fractions), max(local_fractions)
+    low, mid, high, none = arm(g_lo, l_lo), arm(g_hi, l_lo), arm(g_hi, l_hi), arm(0.0, l_lo)
+    f1 = seeds.groupby("arm")["f1"].mean()
+    labels_help = effect(paired(seeds, "f1", "supervised + local labels (most)", "supervised"))
+    downstream = paired(seeds, "f1", mid, none)
+    reach = reaches(downstream, "global pre-training reaches the fine-tuned model")
+    extra = {"organoid-C1": [reach, reference_gate([f1[low]], "reference F1 (least global data)")],
+             "organoid-C2": [reference_gate([f1[mid]], "reference F1 (least local data)"),
+                             gate("phenomenon: more labels help (CI low)", labels_help["low"], at_least=1e-12)],
+             "organoid-C3": [reach, reference_gate([f1[low]], "reference F1 (least of both)")],
+             "organoid-C5": [reach, reference_gate([f1["supervised + local labels (least)"]],
+                                                   "reference F1 (supervised, same labels)")]}
+    deltas = {"organoid-C1": paired(seeds, "f1", mid, low), "organoid-C2": paired(seeds, "f1", high, mid),
+              "organoid-C3": slope_difference(seeds, "f1", low, mid, high),
+              "organoid-C5": paired(seeds, "f1", mid, "supervised + local labels (least)")}
+    beside = {"pre-trained (most of both) - supervised with the same labels":
+              effect(paired(seeds, "f1", high, "supervised + local labels (most)")),
+              "pre-trained (most global, least local) - supervised without local labels":
+              effect(paired(seeds, "f1", mid, "supervised"))}
+    notes = {"organoid-C2": "; ".join(f"{k}: {tables.fmt_effect(e)}" for k, e in beside.items()),
+             "organoid-C3": "per seed, the C2 step minus the C1 step: it follows from those two",
+             "organoid-C1": f"global pre-training's downstream effect ({g_hi:.0%} global - none, at {l_lo:.0%} "
+                            f"local): {tables.fmt_effect(effect(downstream))}"}
+    for claim, d in deltas.items():
+        report.judge(claim, d, gates=[*gates, *extra[claim]], note=notes.get(claim, ""),
+                     seconds_per_unit=seconds_per_unit)
+    return {"global_effect": float(deltas["organoid-C1"].mean()), "local_effect": float(deltas["organoid-C2"].mean()),
+            "c5_effect": float(deltas["organoid-C5"].mean()), "downstream_effect": float(downstream.mean()),
+            "labels_help": labels_help["mean"]}
+
+
+def judge_loss(seeds: pd.DataFrame, gates: list[Gate], seconds_per_unit: float | None = None) -> dict[str, float]:
+    """organoid-C6 (BCE & Dice - SSIM & Dice, F1) and -C7 (holes per object, BCE & Dice minus the
+    mean of the two SSIM losses) from per-seed scores per ``loss`` (``seeds``: ``seed``, ``loss``,
+    ``f1`` and the shape metrics), through :func:`cellrepro.publish.report.judge`."""
+    from ...publish import report, tables
+    from .evaluate import LOWER_IS_BETTER, SHAPE_METRICS
+
+    f1 = seeds.groupby("loss")["f1"].mean()
+    holes = seeds.groupby("loss")["holes_per_object"].mean()
+    wide = seeds.pivot(index="seed", columns="loss", values=list(SHAPE_METRICS) + ["f1"])
+    c6 = (wide["f1"]["bce_dice"] - wide["f1"]["ssim_dice"]).to_numpy()
+    mae = effect((wide["f1"]["bce_dice"] - wide["f1"]["ssim_mae_dice"]).to_numpy())
+    ssim = ["ssim_dice", "ssim_mae_dice"]
+    c7 = (wide["holes_per_object"]["bce_dice"] - wide["holes_per_object"][ssim].mean(axis=1)).to_numpy()
+    beside = {m: effect(((1 if LOWER_IS_BETTER[m] else -1) * (wide[m]["bce_dice"] - wide[m][ssim].mean(axis=1))).to_numpy())
+              for m in SHAPE_METRICS}
+    report.judge("organoid-C6", c6, gates=[*gates, reference_gate([f1["ssim_dice"]], "reference F1 (SSIM + Dice)")],
+                 note=f"BCE & Dice - SSIM-MAE & Dice (the other half of 'best of three'): {tables.fmt_effect(mae)}",
+                 seconds_per_unit=seconds_per_unit)
+    report.judge("organoid-C7", c7, seconds_per_unit=seconds_per_unit,
+                 gates=[*gates, gate("phenomenon: holes per object (BCE + Dice)", holes["bce_dice"], at_least=0.1),
+                        reference_gate([f1["bce_dice"]], "reference F1 (BCE + Dice)")],
+                 note="the register's rule (better on >= 2 of 4), each signed so that positive is more coherent: "
+                      + "; ".join(f"{m} {tables.fmt_effect(e)}" for m, e in beside.items()))
+    return {"bce_minus_ssim": float(c6.mean())}
+
+
+def judge_frozen(pooled: pd.DataFrame, probe: pd.DataFrame, cka: pd.Series, omitted: float, stages: pd.DataFrame,
+                 gates: list[Gate], seconds_per_unit: float | None = None) -> dict[str, float]:
+    """organoid-C9, -C10 and -C11 from the frozen and non-frozen arms.
+
+    Args:
+        pooled: per seed and arm (``"frozen"``, ``"non-frozen"``): ``f1``, ``f1_annotation``,
+            ``large_recall``.
+        probe: :func:`~.protocol.probes` of ``"global encoder (= frozen)"``, ``"non-frozen"`` and
+            ``"random"``.
+        cka: linear CKA of the non-frozen encoder to the global one, per seed.
+        omitted: share of large true organoids' pixels the annotation omits (C10's phenomenon).
+        stages: :attr:`~.protocol.Results.stages` (how far each local stage moved its encoder).
+        gates: the stages' engagement gates.
+    """
+    from ...publish import report, tables
+
+    moved = stages[stages["stage"] == "local"].groupby("frozen")
+    parts = c10_parts(pooled, "frozen", "non-frozen")
+    p11 = probe.pivot(index="seed", columns="encoder", values="r2")
+    f1 = pooled.groupby("arm")[["f1_annotation", "large_recall"]].mean()
+    freeze = [gate("frozen encoder unchanged (max |change|)", moved["encoder_max_change"].max()[True], at_most=1e-7),
+              gate("non-frozen encoder moved (relative change)", moved["encoder_relative_change"].min()[False],
+                   at_least=0.01)]
+    report.judge("organoid-C9", paired(pooled, "f1_annotation", "non-frozen", "frozen"), seconds_per_unit=seconds_per_unit,
+                 gates=[*gates, *freeze, reference_gate([f1.loc["frozen", "f1_annotation"]], "reference F1 (frozen)")])
+    report.judge("organoid-C10", parts["recall"], seconds_per_unit=seconds_per_unit,
+                 gates=[*gates, gate("phenomenon: large organoid pixels the annotation omits", omitted, at_least=0.10),
+                        reference_gate([f1.loc["non-frozen", "large_recall"]],
+                                       "reference large-organoid recall (non-frozen)")],
+                 note=f"second part, F1 gap against the truth - against the annotation: "
+                      f"{tables.fmt_effect(effect(parts['shrink']))} (the explanation needs it below 0)")
+    fraction = ", ".join(f"{k} {v:.3f}" for k, v in probe.groupby("encoder")["r2_fraction"].mean().items())
+    report.judge("organoid-C11", (p11["global encoder (= frozen)"] - p11["non-frozen"]).to_numpy(),
+                 seconds_per_unit=seconds_per_unit,
+                 gates=[*gates, gate("phenomenon: probe gain of the global encoder",
+                                     (p11["global encoder (= frozen)"] - p11["random"]).mean(), at_least=0.1),
+                        gate("reference probe R² (non-frozen)", p11["non-frozen"].mean(), within=(0.05, 0.95))],
+                 note=f"linear CKA of the non-frozen encoder to the global one {cka.mean():.3f} (min {cka.min():.3f}); "
+                      f"the organoid-fraction probe beside: {fraction}")
+    return {"gap_ann": float(parts["gap_annotation"].mean()), "gap_true": float(parts["gap_true"].mean()),
+            "recall": float(parts["recall"].mean()), "cka": float(cka.mean())}
+
+
+def engagement_values(stages: pd.DataFrame, gain: Mapping[str, float]) -> dict:
+    """What the pipeline page states about pre-training: the fewest global updates, the median
+    loss falls of both stages (``stages``: :attr:`~.protocol.Results.stages`), the probe gain
+    (``gain``: mean and interval) and :func:`probe_reading`."""
+    glob, loc = stages[stages["stage"] == "global"], stages[stages["stage"] == "local"]
+    return {"global_updates": int(glob["updates"].min()), "probe_gain": gain["mean"], "probe_low": gain["low"],
+            "probe_high": gain["high"], "probe_reading": probe_reading(gain),
+            "global_fall": float(glob["loss_fall"].median()), "local_fall": float(loc["loss_fall"].median())}

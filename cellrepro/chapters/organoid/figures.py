@@ -150,3 +150,30 @@ def toy_losses(masks: dict[str, np.ndarray]) -> pd.DataFrame:
                      "BCE": float(torch.nn.BCELoss()(pred, target)),
                      "SSIM loss": float(SSIMLoss(spatial_dims=2, data_range=1.0)(pred, target))})
     return pd.DataFrame(rows).set_index("image")
+
+
+def toy_study(size: int, radius: int, seed: int, n_wrong: int, placements: int):
+    """Fig. 5.8 at the register's reconstruction (``n_wrong`` wrong pixels) beside the 4-pixel ring.
+
+    Returns (the reconstruction's three masks as a figure, the losses of both toys per image
+    beside the thesis's printed values, the values the page states: ``toy_wrong``, ``toy_bce``,
+    and the SSIM-loss gap of the circle with black pixels over the smaller circle, mean and least
+    over ``placements`` placements of the black pixels: ``toy_gap``, ``toy_gap_min``)."""
+    from ...publish.report import reported
+
+    toys = {"thesis (reconstructed)": toy_masks(size, radius, seed, n_wrong=n_wrong),
+            "4-pixel ring": toy_masks(size, radius, seed)}
+    fig, axes = axes_grid(1, 3, 2.4)
+    for ax, (name, m) in zip(axes[0], toys["thesis (reconstructed)"].items()):
+        ax.imshow(m, cmap="gray")
+        ax.set_title(name)
+    paper = reported("organoid", "Fig. 5.8").pivot(index="row", columns="column", values="value")
+    toy = pd.concat({k: toy_losses(m) for k, m in toys.items()}, names=["toy", "image"])
+    gaps = []
+    for s in range(placements):
+        t = toy_losses(toy_masks(size, radius, s, n_wrong=n_wrong))
+        gaps.append(t.loc["circle with black pixels", "SSIM loss"] - t.loc["smaller circle", "SSIM loss"])
+    rec = toy.loc["thesis (reconstructed)"]
+    values = {"toy_gap": float(np.mean(gaps)), "toy_gap_min": float(np.min(gaps)),
+              "toy_bce": float(rec.loc["smaller circle", "BCE"]), "toy_wrong": int(rec.loc["smaller circle", "wrong pixels"])}
+    return fig, toy.join(paper.add_prefix("paper: "), on="image"), values
