@@ -115,6 +115,7 @@ def judge_data(seeds: pd.DataFrame, gates: list[Gate], global_fractions: Iterabl
     Returns the values the page states (mean paired differences)."""
     from ...publish import report, tables
 
+    global_fractions, local_fractions = list(global_fractions), list(local_fractions)
     g_lo, g_hi = min(global_fractions), max(global_fractions)
     l_lo, l_hi = min(local_fractions), max(local_fractions)
     low, mid, high, none = arm(g_lo, l_lo), arm(g_hi, l_lo), arm(g_hi, l_hi), arm(0.0, l_lo)
@@ -225,3 +226,34 @@ def engagement_values(stages: pd.DataFrame, gain: Mapping[str, float]) -> dict:
     return {"global_updates": int(glob["updates"].min()), "probe_gain": gain["mean"], "probe_low": gain["low"],
             "probe_high": gain["high"], "probe_reading": probe_reading(gain),
             "global_fall": float(glob["loss_fall"].median()), "local_fall": float(loc["loss_fall"].median())}
+
+
+def sensitivity_reading(sens: pd.DataFrame, positive_control_passed: bool) -> dict:
+    """What the pipeline page states about the global stage under other settings
+    (:func:`~.protocol.global_sensitivity`): the seeds, the "as run" mean probe gain on those
+    seeds, the best other variant's mean (and name), and a sentence that presupposes nothing.
+
+    >>> s = pd.DataFrame({"seed": [0, 0, 1, 1], "variant": ["as run", "3x", "as run", "3x"],
+    ...                   "probe_gain": [-0.1, 0.05, -0.1, 0.03]})
+    >>> r = sensitivity_reading(s, False)
+    >>> r["sens_best_name"], round(r["sens_best"], 3), round(r["sens_as_run"], 3)
+    ('3x', 0.04, -0.1)
+    >>> sensitivity_reading(s.iloc[:0], False)["sens_reading"]
+    'The global stage was not run under other settings in this profile.'
+    """
+    others = sens[sens["variant"] != "as run"]
+    if not len(others):
+        return {"sens_seeds": 0, "sens_as_run": float("nan"), "sens_best": float("nan"), "sens_best_name": "none",
+                "sens_reading": "The global stage was not run under other settings in this profile."}
+    means = others.groupby("variant", sort=False)["probe_gain"].mean()
+    as_run = float(sens[sens["variant"] == "as run"]["probe_gain"].mean())
+    best = str(means.idxmax())
+    n = int(sens["seed"].nunique())
+    names = " and ".join(f'"{v}"' for v in means.index)
+    purpose = ("whether the positive control's pass depends on the stage's settings" if positive_control_passed
+               else "whether the stage's budget is what decides the positive control")
+    reading = (f"To see {purpose}, the same stage ran as {names} on the first {n} seed{'s' if n > 1 else ''} "
+               f"(descriptive, not a verdict): the best of them, \"{best}\", has a mean probe gain of "
+               f"{means[best]:+.3f} against {as_run:+.3f} as run on the same seeds.")
+    return {"sens_seeds": n, "sens_as_run": as_run, "sens_best": float(means[best]), "sens_best_name": best,
+            "sens_reading": reading}

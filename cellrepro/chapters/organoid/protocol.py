@@ -106,9 +106,11 @@ def configure(parameters: Mapping[str, Any]) -> tuple[Data, Settings]:
 
 
 def seconds_per_seed(seeds: list[int]) -> float:
-    """What one seed of this process's work costs from an empty cache: the compute seconds of every
-    cached stage it used (:func:`cellrepro.engine.cache.cold_seconds`), per seed. A run served from
-    the cache is fast; this is what ``judge`` needs to say what more seeds would cost."""
+    """What one seed of this process's training costs from an empty cache: the compute seconds of
+    every cached stage it used (:func:`cellrepro.engine.cache.cold_seconds`: pre-training,
+    fine-tuning and scoring the test crops), per seed. A run served from the cache is fast; this is
+    what ``judge`` needs to say what more seeds would cost. The probes and figures outside the
+    cache are not in it (seconds, against minutes of training per seed)."""
     return cold_seconds() / max(1, len(seeds))
 
 
