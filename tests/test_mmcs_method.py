@@ -226,3 +226,26 @@ def test_architecture_settings_are_checked():
         architectures.build("cpnet", "semantic")
     net = architectures.build("unet", "flows", 2, (4, 8, 16))
     assert net.size_multiple == 4 and net(torch.zeros(1, 2, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_a_test_image_at_its_true_diameter_reaches_the_net_as_its_training_counterpart(monkeypatch):
+    lab, _ = mmcs.generate(3, 0, 128, seed=2)
+    im = lab[0]
+    net = torch.nn.Identity()
+    net.diam_mean = 33.3
+    seen = []
+
+    def capture(net_, image, nucleus, device=None):
+        seen.append(mt.mmcs_input(image, nucleus))
+        return torch.zeros(3, *np.asarray(image.image).shape[:2])
+
+    monkeypatch.setattr(mt, "_net_output", capture)
+    mt.predict(net, im, diameter=mt.TRUE_DIAMETER)
+    training = mt._at_rho(im, image_diameter(im.labels), net.diam_mean, 0)  # what _train feeds the net
+    assert torch.equal(seen[0], mt.mmcs_input(training, True))
+    assert mt.inference_factor(net, im, mt.TRUE_DIAMETER) == pytest.approx(33.3 / image_diameter(im.labels))
+    assert mt.inference_factor(net, im, None) == 1.0 and mt.inference_factor(net, im, 33.3) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs the image's labels"):
+        mt.predict(net, mt.dataclasses.replace(im, labels=None), diameter=mt.TRUE_DIAMETER)
+    with pytest.raises(ValueError, match="a number, None"):
+        mt.predict(net, im, diameter="rho")

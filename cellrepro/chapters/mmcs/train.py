@@ -162,18 +162,43 @@ def _net_output(net: torch.nn.Module, image: CellImage, nucleus: bool, device=No
     return padded_output(net, mmcs_input(image, nucleus), device)
 
 
-def predict(net: torch.nn.Module, image: CellImage, diameter: float | None = None, nucleus: bool | None = None,
+TRUE_DIAMETER = "true"
+"""``diameter`` of :func:`predict` and :func:`scores` meaning: the image's own median ROI diameter
+(:func:`~cellrepro.instances.diameter.image_diameter` of its labels), the measure training resizes
+every labelled image by. A test image then reaches the net exactly as a training image does
+(resized by ``rho / d_i``, bilinear), at the net's own ``rho``: no net is scored at another net's
+scale, and no test image skips the resampling every training image went through."""
+
+
+def inference_factor(net: torch.nn.Module, image: CellImage, diameter: float | str | None) -> float:
+    """What :func:`predict` resizes ``image`` by: ``rho / diameter``; 1 for ``diameter`` None (no
+    resize); ``rho / d_i`` for :data:`TRUE_DIAMETER` (``d_i`` the image's median ROI diameter: a
+    labelled image is needed; 1 if it has no cells, as training does)."""
+    rho = float(getattr(net, "diam_mean", CELLPOSE_DIAMETER))
+    if diameter is None:
+        return 1.0
+    if isinstance(diameter, str):
+        if diameter != TRUE_DIAMETER:
+            raise ValueError(f"diameter must be a number, None (no resize) or {TRUE_DIAMETER!r}, got {diameter!r}")
+        if image.labels is None:
+            raise ValueError(f"{image.name}: diameter {TRUE_DIAMETER!r} needs the image's labels to measure its cells")
+        d = image_diameter(image.labels)
+        return rho / d if np.isfinite(d) and d > 0 else 1.0
+    if not float(diameter) > 0:
+        raise ValueError(f"diameter must be > 0, got {diameter}")
+    return rho / float(diameter)
+
+
+def predict(net: torch.nn.Module, image: CellImage, diameter: float | str | None = None, nucleus: bool | None = None,
             device=None, **flow_kwargs) -> np.ndarray:
     """(H, W) int32 instances of ``image``: resized by ``rho / diameter`` (``diameter`` None: ``rho``,
-    no resize), the flows followed there, the masks resized back (nearest neighbour).
+    no resize; :data:`TRUE_DIAMETER`: the image's own cells measured, as in training), the flows
+    followed there, the masks resized back (nearest neighbour).
 
     ``nucleus`` None uses the net's training setting (``net.nucleus``). A net with ``head ==
     "semantic"`` (Table 8's baselines) is decoded by :func:`three_class_decode` instead of its flows.
     """
-    rho = float(getattr(net, "diam_mean", CELLPOSE_DIAMETER))
-    factor = 1.0 if diameter is None else rho / float(diameter)
-    if not factor > 0:
-        raise ValueError(f"diameter must be > 0, got {diameter}")
+    factor = inference_factor(net, image, diameter)
     nucleus = bool(getattr(net, "nucleus", True)) if nucleus is None else nucleus
     small = rescaled(dataclasses.replace(image, labels=None), factor) if factor != 1.0 else image
     out = _net_output(net, small, nucleus, device)
@@ -184,9 +209,11 @@ def predict(net: torch.nn.Module, image: CellImage, diameter: float | None = Non
     return rescale_labels(masks, shape=np.asarray(image.image).shape[:2]) if factor != 1.0 else masks
 
 
-def scores(net: torch.nn.Module, images: Sequence[CellImage], diameter: float | None = None, threshold: float = 0.5,
-           device=None, **kwargs) -> pd.DataFrame:
-    """One row per image: ``image``, ``modality`` and :func:`instance_scores` (F1 at IoU ``threshold``)."""
+def scores(net: torch.nn.Module, images: Sequence[CellImage], diameter: float | str | None = None,
+           threshold: float = 0.5, device=None, **kwargs) -> pd.DataFrame:
+    """One row per image: ``image``, ``modality`` and :func:`instance_scores` (F1 at IoU ``threshold``),
+    each image predicted at ``diameter`` (see :func:`predict`; :data:`TRUE_DIAMETER` scores every
+    net at its own scale)."""
     if not images:
         raise ValueError("images is empty: nothing to score")
     missing = [im.name for im in images if im.labels is None]
