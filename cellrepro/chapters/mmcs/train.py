@@ -167,7 +167,9 @@ TRUE_DIAMETER = "true"
 (:func:`~cellrepro.instances.diameter.image_diameter` of its labels), the measure training resizes
 every labelled image by. A test image then reaches the net exactly as a training image does
 (resized by ``rho / d_i``, bilinear), at the net's own ``rho``: no net is scored at another net's
-scale, and no test image skips the resampling every training image went through."""
+scale, and no test image skips the resampling every training image went through. It reads the
+cells' size from the test labels: an oracle of scale, the same for every net compared (Cellpose
+estimates it with a size model instead); a page that scores with it says so."""
 
 
 def inference_factor(net: torch.nn.Module, image: CellImage, diameter: float | str | None) -> float:
