@@ -182,7 +182,7 @@ def judge_frozen(pooled: pd.DataFrame, probe: pd.DataFrame, cka: pd.Series, omit
     Args:
         pooled: per seed and arm (``"frozen"``, ``"non-frozen"``): ``f1``, ``f1_annotation``,
             ``large_recall``.
-        probe: :func:`~.protocol.probes` of ``"global encoder (= frozen)"``, ``"non-frozen"`` and
+        probe: :func:`~.diagnostics.probes` of ``"global encoder (= frozen)"``, ``"non-frozen"`` and
             ``"random"``.
         cka: linear CKA of the non-frozen encoder to the global one, per seed.
         omitted: share of large true organoids' pixels the annotation omits (C10's phenomenon).
@@ -230,7 +230,7 @@ def engagement_values(stages: pd.DataFrame, gain: Mapping[str, float]) -> dict:
 
 def sensitivity_reading(sens: pd.DataFrame, positive_control_passed: bool) -> dict:
     """What the pipeline page states about the global stage under other settings
-    (:func:`~.protocol.global_sensitivity`): the seeds, the "as run" mean probe gain on those
+    (:func:`~.diagnostics.global_sensitivity`): the seeds, the "as run" mean probe gain on those
     seeds, the best other variant's mean (and name), and a sentence that presupposes nothing.
 
     >>> s = pd.DataFrame({"seed": [0, 0, 1, 1], "variant": ["as run", "3x", "as run", "3x"],
