@@ -177,6 +177,8 @@ def test_stages_are_computed_once_and_shared(monkeypatch, tmp_path):
     calls = []
     real = protocol.global_stage
     monkeypatch.setattr(protocol, "global_stage", lambda *a, **k: calls.append(1) or real(*a, **k))
+    local_calls, real_local = [], protocol.local_stage
+    monkeypatch.setattr(protocol, "local_stage", lambda *a, **k: local_calls.append(1) or real_local(*a, **k))
     res = protocol.run(data, s, [0], {"frozen": ("local", 0.5, 1.0, True), "non-frozen": ("local", 0.5, 1.0, False),
                                       "supervised": ("random",)}, keep_probs=True)
     assert len(calls) == 1  # one global encoder under both local models
@@ -186,4 +188,13 @@ def test_stages_are_computed_once_and_shared(monkeypatch, tmp_path):
     assert res.probs["frozen"].shape[1:] == (32, 32)
     again = protocol.run(data, s, [0], {"frozen": ("local", 0.5, 1.0, True)})
     assert len(calls) == 1 and again.scores.equals(res.scores[res.scores["arm"] == "frozen"].reset_index(drop=True))
+    # other fine-tuning settings reuse both pre-training stages; other local settings, the global one
+    import dataclasses
+
+    protocol.run(data, dataclasses.replace(s, finetune_cfg=StageConfig(1, 8, 1e-2, steps=2)), [0],
+                 {"frozen": ("local", 0.5, 1.0, True)})
+    assert len(local_calls) == 2
+    protocol.local_model(data, 0, dataclasses.replace(s, local_cfg=StageConfig(1, 2, 1e-2, 0.07, 8, steps=2)),
+                         0.5, 1.0, True)
+    assert len(calls) == 1 and len(local_calls) == 3
     importlib.reload(protocol)

@@ -189,6 +189,19 @@ def test_evaluation_every_n_steps_and_at_the_end():
     assert (hist["val_mse"].dropna() == 1.0).all()  # models are in eval mode during evaluation
 
 
+def test_an_evaluation_that_draws_random_numbers_leaves_training_unchanged():
+    """Dropout and the shuffling draw from torch's generator; so does this evaluation: training
+    with it every 2 updates ends on the same weights as training without it."""
+    weights = []
+    for eval_fn in (None, lambda ctx: {"noise": float(torch.rand(1000).mean())}):
+        net, opt = make()
+        hist = fit(net, opt, mse_step, loader(), max_steps=7, eval_every=2 if eval_fn else 0, eval_fn=eval_fn,
+                   seed=3, device="cpu", progress=False)
+        weights.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert hist["noise"].notna().sum() == 4
+    assert torch.equal(weights[0], weights[1])
+
+
 def test_misuse_is_reported():
     net, opt = make()
     with pytest.raises(CellreproError, match="without calling ctx.optimize"):

@@ -350,12 +350,19 @@ def _device_loader(fabric: Any, loader: Iterable, channels_last: bool) -> Iterab
 
 
 def evaluate(ctx: StepContext, eval_fn: Callable[[StepContext], Mapping[str, float]]) -> dict[str, float]:
-    """Run ``eval_fn`` without gradients, models in eval mode, and return plain floats."""
+    """Run ``eval_fn`` without gradients, models in eval mode, and return plain floats.
+
+    The random number generators (CPU, and the training device's on CUDA) are forked around the
+    call: an evaluation that draws random numbers (augmented views for a validation loss) leaves
+    the training stream as it found it, so the batches and augmentations of training do not
+    depend on how often, or whether, it is evaluated.
+    """
     modes = {n: m.training for n, m in ctx.models.items()}
     for m in ctx.models.values():
         m.eval()
+    devices = [ctx.device] if ctx.device.type == "cuda" else []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             out = eval_fn(ctx)
     finally:
         for n, m in ctx.models.items():

@@ -44,12 +44,16 @@ class StageConfig:
     form: str = "hu"  # local stage: Hu et al.'s pixel contrast, or "literal" Eq. 3.4
     extra: dict = field(default_factory=dict)
     steps: int | None = None  # optimizer updates; None: epochs x (items // batch), as the thesis counts
+    val_items: int = 256  # validation crops a pre-training stage scores at each evaluation (VAL_ITEMS)
 
 
-VAL_ITEMS = 256
-"""Validation crops a pre-training stage evaluates (the first of its validation split): the
-validation loss is a curve to look at and the k-fold rule's criterion, and evaluating thousands of
-crops every few updates cost as much as the training itself."""
+VAL_ITEMS = StageConfig.val_items
+"""Validation crops a pre-training stage evaluates by default (the first ``cfg.val_items`` of its
+validation split): the validation loss is a curve to look at and the k-fold rule's criterion, and
+evaluating thousands of crops every few updates cost as much as the training itself. Its
+augmented views are drawn from ``seed`` at every evaluation (:func:`_mean_loss`), so the points of
+a curve differ by the weights alone, and training does not see them
+(:func:`cellrepro.engine.train.evaluate` forks the generators)."""
 
 
 def _loader(arrays: list[torch.Tensor], batch: int, shuffle: bool = True) -> TensorLoader:
@@ -67,7 +71,12 @@ def _steps(n: int, cfg: StageConfig) -> tuple[int, int]:
     return total, max(1, every // max(cfg.evals_per_epoch, 1))
 
 
-def _mean_loss(loss_fn: Callable, batches) -> float:
+def _mean_loss(loss_fn: Callable, batches, seed: int = 0) -> float:
+    """Mean of ``loss_fn`` over ``batches``, its random augmentations drawn from ``seed``: the same
+    views at every evaluation (common random numbers along the curve and across the k folds).
+    Called inside :func:`~cellrepro.engine.train.evaluate`, whose forked generators keep the
+    seeding from reaching training."""
+    torch.manual_seed(seed)
     values = [float(loss_fn(*b)) for b in batches]
     return float(np.mean(values)) if values else float("nan")
 
@@ -90,10 +99,10 @@ def global_stage(model: SplitUNet, images: torch.Tensor, cfg: StageConfig, val_i
 
     params = list(model.encoder_parameters()) + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    val = _loader([val_images[:VAL_ITEMS]], cfg.batch, shuffle=False) if val_images is not None else None
+    val = _loader([val_images[:cfg.val_items]], cfg.batch, shuffle=False) if val_images is not None else None
     return fit({"unet": model, "head": head}, {"encoder": adam(params, lr=cfg.lr)}, step,
                _loader([images], cfg.batch), max_steps=steps, seed=seed, device=device, progress=progress,
-               eval_every=every, eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x: loss_of(ctx, x), val)})
+               eval_every=every, eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x: loss_of(ctx, x), val, seed)})
                if val is not None else None, desc="global stage")
 
 
@@ -124,12 +133,12 @@ def local_stage(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg
 
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     steps, every = _steps(len(images), cfg)
-    vl = _loader([v[:VAL_ITEMS] for v in val], cfg.batch, shuffle=False) if val is not None else None
+    vl = _loader([v[:cfg.val_items] for v in val], cfg.batch, shuffle=False) if val is not None else None
     try:
         return fit({"unet": model, "head": head}, {"local": adam(params, lr=cfg.lr)}, step,
                    _loader([images, masks], cfg.batch), max_steps=steps, seed=seed, device=device,
                    progress=progress, eval_every=every, desc="local stage",
-                   eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: loss_of(ctx, x, m), vl)}) if vl else None)
+                   eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: loss_of(ctx, x, m), vl, seed)}) if vl else None)
     finally:
         freeze_encoder(model, False)
 
@@ -153,7 +162,7 @@ def finetune(model: SplitUNet, images: torch.Tensor, masks: torch.Tensor, cfg: S
     return fit({"unet": model}, {"unet": adam(model.parameters(), lr=cfg.lr)}, step,
                _loader([images, masks], cfg.batch), max_steps=steps, seed=seed, device=device, progress=progress,
                eval_every=every, desc=f"fine-tune ({loss})",
-               eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: sum(terms_of(ctx, x, m).values()), vl)})
+               eval_fn=(lambda ctx: {"val_loss": _mean_loss(lambda x, m: sum(terms_of(ctx, x, m).values()), vl, seed)})
                if vl else None)
 
 

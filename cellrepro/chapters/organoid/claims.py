@@ -228,6 +228,24 @@ def engagement_values(stages: pd.DataFrame, gain: Mapping[str, float]) -> dict:
             "global_fall": float(glob["loss_fall"].median()), "local_fall": float(loc["loss_fall"].median())}
 
 
+def pipeline_values(per_seed: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """What the pipeline page states about its arms: each arm's mean F1 over seeds (``per_seed``:
+    one row per seed and arm), the test images and seeds counted (``images``: one row per image),
+    and the paired pre-trained - supervised F1 difference with its 95% interval.
+
+    >>> s = pd.DataFrame({"seed": [0, 0, 1, 1], "arm": ["pre-trained", "supervised"] * 2, "f1": [0.7, 0.6, 0.8, 0.6]})
+    >>> v = pipeline_values(s.assign(classical=0), s.assign(image=[0, 0, 1, 1]))
+    >>> round(v["gap"], 3), v["n_seeds"], v["n_test"]
+    (0.15, 2, 2)
+    """
+    f1 = per_seed.groupby("arm")["f1"].mean()
+    gap = effect(paired(per_seed, "f1", "pre-trained", "supervised"))
+    return {"f1_pretrained": float(f1["pre-trained"]), "f1_supervised": float(f1["supervised"]),
+            "f1_classical": float(f1.get("classical", np.nan)), "n_test": int(images["image"].nunique()),
+            "n_seeds": int(per_seed["seed"].nunique()), "gap": gap["mean"], "gap_low": gap["low"],
+            "gap_high": gap["high"]}
+
+
 def sensitivity_reading(sens: pd.DataFrame, positive_control_passed: bool) -> dict:
     """What the pipeline page states about the global stage under other settings
     (:func:`~.diagnostics.global_sensitivity`): the seeds, the "as run" mean probe gain on those

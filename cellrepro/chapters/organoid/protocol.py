@@ -24,7 +24,7 @@ unchanged code serves it from the cache.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -76,7 +76,7 @@ class Settings:
 PARAMETERS = ("dataset", "data_root", "n_global", "n_local", "n_tune", "n_test", "image_size", "crop", "n_labelled",
               "features", "global_epochs", "global_batch", "global_lr", "global_temperature", "global_steps",
               "local_epochs", "local_batch", "local_lr", "local_temperature", "block_size", "local_form", "local_steps",
-              "finetune_epochs", "finetune_batch", "finetune_lr", "finetune_steps", "folds", "device")
+              "finetune_epochs", "finetune_batch", "finetune_lr", "finetune_steps", "folds", "val_crops", "device")
 
 
 def configure(parameters: Mapping[str, Any]) -> tuple[Data, Settings]:
@@ -99,9 +99,10 @@ def configure(parameters: Mapping[str, Any]) -> tuple[Data, Settings]:
                 p["crop"], p["n_labelled"])
     settings = Settings(
         tuple(p["features"]),
-        StageConfig(p["global_epochs"], p["global_batch"], p["global_lr"], p["global_temperature"], steps=p["global_steps"]),
+        StageConfig(p["global_epochs"], p["global_batch"], p["global_lr"], p["global_temperature"], steps=p["global_steps"],
+                    val_items=p["val_crops"]),
         StageConfig(p["local_epochs"], p["local_batch"], p["local_lr"], p["local_temperature"], p["block_size"],
-                    form=p["local_form"], steps=p["local_steps"]),
+                    form=p["local_form"], steps=p["local_steps"], val_items=p["val_crops"]),
         StageConfig(p["finetune_epochs"], p["finetune_batch"], p["finetune_lr"], steps=p["finetune_steps"]),
         p["folds"], p["device"])
     return data, settings
@@ -164,13 +165,24 @@ def _local(data: Data, seed: int, settings: Settings, global_fraction: float, lo
             "encoder_max_change": change, "encoder_relative_change": moved / max(norm, 1e-12)}
 
 
-global_encoder = shared(_global)
-"""The global stage of (data, seed, settings, proportion), computed once: ``state`` (the whole
-network's weights; only the encoder trained), ``history``, ``images`` and ``crops`` used."""
+_global_encoder = shared(_global)
+_local_model = shared(_local)
 
-local_model = shared(_local)
-"""The local stage on top of :func:`global_encoder`, computed once: ``state``, ``history``, ``images``,
-``crops``, and how far the encoder moved (``encoder_max_change``, ``encoder_relative_change``)."""
+
+def global_encoder(data: Data, seed: int, settings: Settings, fraction: float) -> dict:
+    """The global stage of (data, seed, settings, proportion), computed once: ``state`` (the whole
+    network's weights; only the encoder trained), ``history``, ``images`` and ``crops`` used. Cached
+    on the settings it reads (features, ``global_cfg``, folds, device): a notebook with other local
+    or fine-tuning settings shares the encoder."""
+    return _global_encoder(data, seed, replace(settings, local_cfg=None, finetune_cfg=None), fraction)
+
+
+def local_model(data: Data, seed: int, settings: Settings, global_fraction: float, local_fraction: float,
+                frozen: bool) -> dict:
+    """The local stage on top of :func:`global_encoder`, computed once: ``state``, ``history``,
+    ``images``, ``crops``, and how far the encoder moved (``encoder_max_change``,
+    ``encoder_relative_change``). Cached without the fine-tuning settings, which it does not read."""
+    return _local_model(data, seed, replace(settings, finetune_cfg=None), global_fraction, local_fraction, frozen)
 
 
 def model_from(data: Data, seed: int, settings: Settings, start: tuple) -> SplitUNet:
@@ -310,16 +322,3 @@ def run(data: Data, settings: Settings, seeds: list[int], arms: dict[str, tuple]
                     probs[name if len(losses) == 1 else f"{name}, {loss}"] = r["probs"]
     return Results(pd.concat(scores, ignore_index=True), pd.DataFrame(stages), probs)
 
-
-# What the notebooks show beside the stages (probes, engagement checks, the classical reference,
-# training curves) lives in .diagnostics, which imports this module; the notebooks reach it through
-# this one, resolved on first use (PEP 562) so that either module can be imported first.
-_DIAGNOSTICS = ("classical", "curves", "encoder_features", "engagement", "global_sensitivity", "probes")
-
-
-def __getattr__(name: str):
-    if name in _DIAGNOSTICS:
-        from . import diagnostics
-
-        return getattr(diagnostics, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
