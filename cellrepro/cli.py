@@ -226,6 +226,17 @@ def cmd_data_make(args: argparse.Namespace) -> int:
         if args.family != "mmcs":
             raise CellreproError(f"--style is for the mmcs family only, not {args.family}")
         params["style"] = args.style
+    if args.param:
+        import inspect
+
+        import yaml
+
+        known = set(inspect.signature(fam.module.generate).parameters) - {"n", "size", "seed"}
+        for name, value in args.param:
+            if name not in known:
+                raise CellreproError(f"{args.family} has no generator parameter {name!r}; it takes "
+                                     f"{', '.join(sorted(known))} (besides --n, --size and --seed)")
+            params[name] = yaml.safe_load(value)
     out = data.make(args.family, args.out, **params)
     print(f"{args.family}: wrote {out} ({fam.format} format; {', '.join(f'{k}={v}' for k, v in params.items())})")
     return 0
@@ -407,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0); the same seed gives the same set")
     p.add_argument("--style", choices=("dataset1", "external", "pretrain"),
                    help="mmcs only: the challenge-like set (default), the external family, the pretraining family")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="another generator parameter, e.g. -p scene 256 -p bits 8 for the stacking section's "
+                        "dic-spheroid stand-in (VALUE is read as YAML: null, numbers, [lists])")
     p.set_defaults(func=cmd_data_make)
     p = data.add_parser("show", help="summarise a data set in any supported format, synthetic or real")
     p.add_argument("path", help="data folder (or a COCO .json for LIVECell)")
