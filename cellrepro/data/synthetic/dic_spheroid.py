@@ -25,6 +25,15 @@ Where it differs from real DIC: defocus is a Gaussian with the second moment of 
 blur disk, not an optical transfer function; objects are surfaces (one depth per pixel) rather
 than 3D bodies; there is no time-lapse motion.
 
+Knobs added for issue 28, all off by default (the default output is unchanged; the stacking
+section turns them on): ``scene`` draws the field at more pixels than a stack has and cuts a
+window from it, so a small stack keeps the large field's cell sizes and blur per plane
+(shrinking the whole field shrinks the blur with it); ``cell_depth`` keeps single cells near the
+core's depth and ``core_depth`` sets the core's range; ``halo`` adds DIC shade-off; ``drift``
+moves the stage laterally between planes; ``bits`` quantises to a camera's grey levels;
+``noise_depth`` lets the noise grow with depth (a what-if: no mechanism in transmitted-light DIC
+is known for it, since every plane's light crosses the whole gel).
+
 Defaults changed in GENERATOR_VERSION 5 (issue 13): the blur per slice was a fixed 1.3 pixels,
 the core spanned about +-0.75 slice and the background texture was not blurred at all, so
 whole-image scores were dominated by sharp background and the stacking comparison was too gentle
