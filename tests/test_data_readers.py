@@ -31,6 +31,17 @@ def test_data_make_round_trips_through_the_reader(name, tmp_path, capsys):
     assert shown["n_images"] >= 3 and shown["n_instances"] > 0
 
 
+def test_data_make_takes_the_generators_other_parameters(tmp_path, capsys):
+    """The stacking section's stand-in from the command line: a window of a 256-pixel field, 8-bit."""
+    out = tmp_path / "stacks"
+    assert main(["data", "make", "dic-spheroid", "--out", str(out), "--n", "2", "--size", "48",
+                 "-p", "scene", "256", "-p", "bits", "8", "-p", "core_depth", "[0.25, 0.75]"]) == 0
+    want = data.family("dic-spheroid").generate(n=2, size=48, seed=0, scene=256, bits=8, core_depth=(0.25, 0.75))
+    assert_same(want, data.family("dic-spheroid").read(out))
+    assert main(["data", "make", "dic-spheroid", "--out", str(out), "-p", "sceen", "256"]) == 2
+    assert "no generator parameter 'sceen'" in capsys.readouterr().err
+
+
 def test_cellpose_and_coco_round_trip(tmp_path):
     labeled, _ = data.family("multimodal").generate(n_labeled=4, n_unlabeled=0, size=64, seed=0)
     writers.write_cellpose(tmp_path / "cp", labeled)

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from cellrepro import data  # noqa: E402
 from cellrepro.publish import report  # noqa: E402
 from cellrepro.data import gallery  # noqa: E402
-from cellrepro.stacking.figures import figure3, k_curves, sweep_figure  # noqa: E402
+from cellrepro.stacking.figures import figure3, k_curves, knob_figure  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -44,13 +44,13 @@ def test_gallery_and_stacking_figures_keep_fonts_of_8_pt():
     sweeps = pd.DataFrame({"k": [1, 2, 3] * 4, "ssim_cells": np.linspace(0, 1, 12), "psnr_cells": np.arange(12.0),
                            "contour": np.ones(12), "stack": ([0] * 3 + [1] * 3) * 2,
                            "selection": ["HiFST"] * 6 + ["random"] * 6})
-    deltas = pd.DataFrame({"parameter": ["NA"] * 4 + ["noise"] * 4, "value": [0.2, 0.4] * 2 + [0.01, 0.05] * 2,
-                           "selection": (["HiFST"] * 2 + ["random"] * 2) * 2, "mean": np.zeros(8),
-                           "low": -np.ones(8), "high": np.ones(8)})
+    knobs = pd.DataFrame({"knob": ["noise"] * 2 + ["bits"] * 2, "value": [0.01, 0.06, "none", 8],
+                          "oracle gain": [0.05, 0.02, 0.04, 0.05], "SBS gain": [0.0, -0.1, 0.01, 0.0],
+                          "AUC": [0.8, 0.7, 0.8, 0.8], "rho": [0.5, -0.2, 0.4, 0.3]}).set_index(["knob", "value"])
     figs = {"zstack": gallery.zstack_figure(stacks[0]), "cells": gallery.cells_figure(cells),
             "field": gallery.field_figure(fields[0]), "organoid": gallery.organoid_figure(organoids[0]),
             "figure3": figure3(stack, stack, stack.mean((1, 2)), stack[0], stack[1]),
-            "k_curves": k_curves(sweeps, k_paper=2), "sweep": sweep_figure(deltas, "SSIM on cells, k - all")}
+            "k_curves": k_curves(sweeps, k_paper=2), "knobs": knob_figure(knobs, 8)}
     for name, fig in figs.items():
         assert report.rendered_font_pt(fig) >= 8, name
 

@@ -107,8 +107,14 @@ def test_dsc_step_gives_finite_supervised_and_consistency_terms(reduced_model):
     strong = [w + 0.1 * torch.randn_like(w) for w in weak]
     targets = [instance_targets(labels, classes), instance_targets(np.zeros((64, 64), np.int32), {})]
     assert targets[0]["labels"].tolist() == [1, 2, 3, 3]
-    losses = dsc_step(reduced_model, weak, targets, strong, tau=0.5, lam=0.1, score_threshold=0.0)
+    stats = {}
+    losses = dsc_step(reduced_model, weak, targets, strong, tau=0.5, lam=0.1, score_threshold=0.0, stats=stats)
     assert reduced_model.training
+    # how much Eq. 13 acts: at tau = 0.5 every pixel inside a target box enters
+    assert stats["dsc_detections"] > 0 and 0 < stats["dsc_confident"] <= 1
+    none = {}
+    dsc_step(reduced_model, weak, targets, strong, tau=0.5, score_threshold=1.01, stats=none)
+    assert none == {"dsc_detections": 0.0, "dsc_confident": 0.0}
     assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg",
             "loss_consistency"} == set(losses)
     assert all(math.isfinite(float(v.detach())) for v in losses.values())

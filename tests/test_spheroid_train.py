@@ -26,6 +26,7 @@ def test_dsc_and_ssc_train_and_evaluate(scenes):
     settings = sph.Settings(steps=3, batch=2, device="cpu")
     model, saved = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True, checkpoint_steps=[1, 3])
     assert len(saved) == 2 and "loss_consistency" in model.train_history.columns
+    assert {"dsc_detections", "dsc_confident"} <= set(model.train_history.columns)  # DSC's activity, per update
     assert np.isfinite(model.train_history["loss"]).all()
     scores = sph.evaluate(model, scenes[2:])
     assert set(scores) == {"bbox_AP", "bbox_AP50", "bbox_AP75", "mask_AP", "mask_AP50", "mask_AP75"}
@@ -87,3 +88,19 @@ def test_run_arms_shares_the_round_without_ssc_with_ssc_first_round(scenes, monk
     assert len(calls) == 4  # two first rounds (without / with DSC) and two SSC re-trainings
     alone = sph.evaluate(plain, scenes[2:])
     assert rows[0]["mask_AP"] == alone["mask_AP"] and rows[0]["bbox_AP"] == alone["bbox_AP"]
+
+
+def test_ssc_round_two_from_the_baselines_seed_is_the_baseline_when_nothing_is_kept(scenes):
+    """With ssc_seed_offset = 0 and a threshold nothing passes, round 2 repeats round 1 exactly,
+    so SSC's effect over its baseline is 0, not the difference between two seeds."""
+    import dataclasses
+
+    import torch
+
+    settings = sph.Settings(steps=3, batch=2, device="cpu", ssc_tau=2.0, ssc_seed_offset=0)
+    model, info = sph.train_ssc(scenes[:2], scenes[2:], settings, seed=0)
+    assert len(info["reliable"]) == 0
+    same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), info["first"].state_dict().values()))
+    assert same
+    other, _ = sph.train_ssc(scenes[:2], scenes[2:], dataclasses.replace(settings, ssc_seed_offset=10_000), seed=0)
+    assert not all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), info["first"].state_dict().values()))

@@ -322,26 +322,78 @@ def test_the_stacking_study_on_small_stacks():
     from cellrepro.stacking import study
 
     samples = [(0, s) for s in dic_spheroid.generate(n=2, size=48, slices=5, seed=0)]
-    quality, agreement = study.measure(samples, [1, 2, 5], progress=False, scales=(7, 15))
-    assert set(quality["selection"]) == set(study.SELECTIONS) and len(quality) == 2 * 4 * 3
+    quality, agreement, per_stack = study.measure(samples, [1, 2, 5], progress=False, k_checks=2, scales=(7, 15))
+    assert set(quality["selection"]) == set(study.SELECTIONS) and len(quality) == 2 * len(study.SELECTIONS) * 3
     assert {"ssim_cells", "psnr_cells", "contour"} <= set(quality.columns)
     all_slices = quality[quality["k"] == 5].groupby("stack")["ssim"].nunique()
     assert (all_slices == 1).all()  # k = Z is the same image whatever the ranking
-    assert len(agreement) == 4 and agreement[["auc", "rho", "rho_count"]].notna().all().all()
+    assert len(agreement) == 4 and agreement[["auc", "rho", "rho_count", "varies"]].notna().all().all()
+    assert len(per_stack) == 2 and per_stack[["changed", "sharpness_auc", "best_focus", "slice_focus"]].notna().all().all()
+    assert per_stack["changed"].between(0, 1).all() and (per_stack["seconds"] > 0).all()
     eff = study.effects(quality, 2, ["ssim"], "oracle")["ssim"]
     assert eff["n"] == 2
     with pytest.raises(ValueError, match="all-in-focus truth"):
         study.measure([(0, dic_spheroid.generate(n=1, size=32, slices=3)[0].__class__("x", np.zeros((3, 32, 32))))], [1])
 
 
-def test_verdict_rules_of_the_stacking_study():
+def test_median_interval_of_the_stacking_study():
     from cellrepro.stacking import study
 
-    assert study.majority(["holds", "holds", "fails"]) == "holds"
-    assert study.majority(["fails", "inconclusive", "fails"]) == "fails"
-    assert study.majority(["holds", "fails", "inconclusive"]) == "inconclusive"
     e = study.median_interval([0.9] * 10 + [0.7] * 3)
     assert e["mean"] == 0.9 and e["low"] <= 0.9 <= e["high"] and e["n"] == 13
-    assert study.threshold_verdict([{"low": 0.81, "high": 0.9}, {"low": 0.85, "high": 0.95}], 0.8) == "holds"
-    assert study.threshold_verdict([{"low": 0.7, "high": 0.9}, {"low": 0.85, "high": 0.95}], 0.8) == "inconclusive"
-    assert study.threshold_verdict([{"low": 0.6, "high": 0.79}, {"low": 0.85, "high": 0.95}], 0.8) == "fails"
+
+
+def test_fusion_sources_say_which_slice_gave_the_detail():
+    from cellrepro.stacking.fuse import fuse
+
+    rng = np.random.default_rng(0)
+    sharp = rng.normal(size=(32, 32))
+    stack = np.stack([ndi.gaussian_filter(sharp, 3), sharp, ndi.gaussian_filter(sharp, 3)])
+    image, source = fuse(stack, sources=True)
+    assert np.array_equal(image, fuse(stack)) and source.shape == (32, 32)
+    assert (source == 1).mean() > 0.9  # the sharp slice gives nearly all fine detail
+
+
+def test_the_stand_in_where_selection_can_matter():
+    """Issue 28's stand-in: a 64-pixel window of a 256-pixel field (its optics and cell sizes),
+    single cells near the spheroid's depth, DIC halo, noise growing with depth, z-drift and 8-bit
+    grey levels; the registered oracle gate (top 8 of 15 beats all by >= 0.03 SSIM on the cells)
+    passes on it, and fails on the whole field shrunk to 64 pixels (the earlier stand-in)."""
+    from cellrepro.chapters.spheroid import claims
+    from cellrepro.data.synthetic import dic_spheroid
+    from cellrepro.stacking.quality import oracle_order
+
+    knobs = dict(scene=256, cell_depth=2.0, halo=0.3, noise_depth=0.5, drift=0.3, bits=8)
+    new = dic_spheroid.generate(n=6, size=64, seed=0, **knobs)
+    s = new[0]
+    assert s.stack.shape == (15, 64, 64) and s.labels.shape == s.in_focus.shape == s.depth.shape == (64, 64)
+    assert np.allclose(s.stack * 255, np.round(s.stack * 255), atol=1e-4)  # 8-bit grey levels
+    assert set(s.classes) == set(np.unique(s.labels).tolist()) - {0}
+    spreads = [np.ptp([st.depth[st.labels == i].mean() for i, c in st.classes.items() if c == 3]) for st in new
+               if sum(c == 3 for c in st.classes.values()) > 1]
+    assert spreads and max(spreads) <= 2 * 2.0 + 1e-6  # every cell within 2 planes of its stack's core depth
+
+    def oracle_gain(stacks):
+        from cellrepro.stacking.quality import selection_quality
+
+        gains = []
+        for st in stacks:
+            q = selection_quality(st.stack, st.in_focus, {"oracle": oracle_order(st.depth, 15)}, [8, 15], st.labels)
+            gains.append(q.set_index("k").loc[8, "ssim_cells"] - q.set_index("k").loc[15, "ssim_cells"])
+        return float(np.mean(gains))
+
+    assert oracle_gain(new) >= claims.ORACLE_MARGIN
+    assert oracle_gain(dic_spheroid.generate(n=6, size=64, seed=0)) < claims.ORACLE_MARGIN
+
+
+def test_the_stand_in_knobs_are_checked_and_off_by_default():
+    from cellrepro.data.synthetic import dic_spheroid
+
+    plain = dic_spheroid.generate(n=1, size=48, seed=1)[0]
+    off = dic_spheroid.generate(n=1, size=48, seed=1, scene=None, cell_depth=None, halo=0.0, noise_depth=0.0,
+                                drift=0.0, bits=None)[0]
+    assert np.array_equal(plain.stack, off.stack) and np.array_equal(plain.labels, off.labels)
+    for bad, match in (({"scene": 32}, "scene must be at least"), ({"halo": -1}, "halo must be"),
+                       ({"bits": 0}, "bits must be"), ({"drift": -0.1}, "drift must be")):
+        with pytest.raises(ValueError, match=match):
+            dic_spheroid.generate(n=1, size=48, **bad)

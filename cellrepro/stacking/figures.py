@@ -62,23 +62,28 @@ def k_curves(quality: pd.DataFrame, k_paper: int = 8, metrics=METRICS, labels: d
     return fig
 
 
-def sweep_figure(deltas: pd.DataFrame, metric_label: str, labels: dict[str, str] | None = None):
-    """Effect of SBS (k slices) against all slices as one data parameter varies: one panel per
-    parameter (column ``parameter``, value in ``value``), one line per selection, mean and
-    95% interval (columns ``mean``, ``low``, ``high``)."""
+def knob_figure(table: pd.DataFrame, k: int):
+    """The stand-in's knobs against what spheroid-C1 and -C2 read (:func:`.study.knob_sweep`):
+    one column per knob, its settings on the x axis; top, the oracle's and SBS's gain in SSIM on
+    the cells (top ``k`` minus all slices); bottom, the per-slice maps' median AUC and rho, with
+    the registered 0.8 bar."""
     import matplotlib.pyplot as plt
 
-    params = list(dict.fromkeys(deltas["parameter"]))
-    fig, axes = plt.subplots(1, len(params), figsize=(7.5, 2.8), layout="constrained", sharey=True)
-    for ax, param in zip(np.atleast_1d(axes), params):
-        sub = deltas[deltas["parameter"] == param]
-        for i, (name, g) in enumerate(sub.groupby("selection", sort=False)):
-            g = g.sort_values("value")
-            ax.errorbar(g["value"] + (i - 1.5) * 0.004 * np.ptp(g["value"]), g["mean"],
-                        yerr=[g["mean"] - g["low"], g["high"] - g["mean"]], marker="o", ms=3, capsize=2,
-                        color=f"C{i}", label=(labels or {}).get(name, name))
-        ax.axhline(0, color="gray", lw=1)
-        ax.set_xlabel(param)
-    np.atleast_1d(axes)[0].set_ylabel(metric_label)
-    fig.legend(*np.atleast_1d(axes)[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
+    knobs = list(dict.fromkeys(table.index.get_level_values("knob")))
+    fig, axes = plt.subplots(2, len(knobs), figsize=(7.5, 4.4), layout="constrained", sharey="row", squeeze=False)
+    for j, knob in enumerate(knobs):
+        sub = table.xs(knob, level="knob")
+        x = np.arange(len(sub))
+        for row, columns, line in ((0, ("oracle gain", "SBS gain"), 0.0), (1, ("AUC", "rho"), 0.8)):
+            ax = axes[row, j]
+            for i, col in enumerate(columns):
+                ax.plot(x, sub[col].to_numpy(float), marker="o", ms=4, color=f"C{i + 2 * row}", label=col)
+            ax.axhline(line, color="gray", lw=1, ls="--" if row else "-")
+            ax.set_xticks(x, [str(v) for v in sub.index])
+        axes[1, j].set_xlabel(knob)
+    axes[0, 0].set_ylabel(f"SSIM on cells, k={k} - all")
+    axes[1, 0].set_ylabel("per-slice maps")
+    handles = [h for ax in axes[:, 0] for h in ax.get_legend_handles_labels()[0]]
+    labels = [lab for ax in axes[:, 0] for lab in ax.get_legend_handles_labels()[1]]
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=9)
     return fig

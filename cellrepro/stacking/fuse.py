@@ -63,8 +63,12 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
 
 
-def fuse(slices: np.ndarray, levels: int | None = None, energy_sigma: float = 1.0) -> np.ndarray:
-    """Laplacian-pyramid fusion by maximum local focus of aligned (Z, H, W) slices."""
+def fuse(slices: np.ndarray, levels: int | None = None, energy_sigma: float = 1.0, sources: bool = False
+         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Laplacian-pyramid fusion by maximum local focus of aligned (Z, H, W) slices.
+
+    With ``sources``, also the (H, W) index of the slice each pixel's finest band was taken from
+    (which slice the fusion trusted for the pixel's detail)."""
     from kornia.filters import gaussian_blur2d
     from kornia.geometry.transform import pyrdown, pyrup
 
@@ -81,7 +85,8 @@ def fuse(slices: np.ndarray, levels: int | None = None, energy_sigma: float = 1.
         pick = energy.argmax(0, keepdim=True)
         chosen = torch.gather(band, 0, pick)
         fused = pyrup(fused)[..., :band.shape[-2], :band.shape[-1]] + chosen
-    return fused[0, 0].numpy()
+    image = fused[0, 0].numpy()
+    return (image, pick[0, 0].numpy()) if sources else image
 
 
 def focus_stack(slices: np.ndarray, align_slices: bool = True, reference: int = 0, **fuse_kwargs) -> np.ndarray:

@@ -178,26 +178,36 @@ def student_mask_probs(model: MaskRCNN, images: Sequence[torch.Tensor], boxes: S
 
 
 def dsc_loss(model: MaskRCNN, strong_images: Sequence[torch.Tensor], detections: Sequence[Mapping[str, torch.Tensor]],
-             tau: float = TAU, normalize: str = "all", hard: bool = False) -> torch.Tensor:
+             tau: float = TAU, normalize: str = "all", hard: bool = False, stats: dict | None = None) -> torch.Tensor:
     """L_u of Eq. 13 for a batch: :func:`student_mask_probs` on ``strong_images`` for the boxes of
     ``detections`` (from :func:`weak_detections`), both pasted (:func:`paste_probabilities`), the
     pixels inside each box considered (:func:`box_pixels`), then :func:`consistency_loss` over
-    the whole batch. 0 when there is no detection."""
+    the whole batch. 0 when there is no detection.
+
+    ``stats``, if given, receives how much the term acts (did the treatment engage?):
+    ``dsc_detections`` (weak-view detections per image that became targets) and
+    ``dsc_confident`` (share of the strong images' pixels that enter Eq. 13: inside a target box
+    and confident at ``tau`` for at least one target)."""
     if len(strong_images) != len(detections):
         raise ValueError(f"strong_images has {len(strong_images)} images but detections {len(detections)}")
     student, sizes = student_mask_probs(model, strong_images, [d["boxes"] for d in detections],
                                         [d["labels"] for d in detections])
-    weak, strong, considered = [], [], []
+    weak, strong, considered, active = [], [], [], 0
     for d, p, size in zip(detections, student, sizes):
-        weak.append(paste_probabilities(d["masks"], d["boxes"], size).flatten())
+        w, inside = paste_probabilities(d["masks"], d["boxes"], size), box_pixels(d["boxes"], size)
+        active += int((inside & (torch.maximum(w, 1 - w) >= tau)).any(0).sum()) if stats is not None else 0
+        weak.append(w.flatten())
         strong.append(paste_probabilities(p, d["boxes"], size).flatten())
-        considered.append(box_pixels(d["boxes"], size).flatten())
+        considered.append(inside.flatten())
+    if stats is not None:  # image pixels confident in at least one target box
+        stats["dsc_detections"] = sum(len(d["boxes"]) for d in detections) / max(len(detections), 1)
+        stats["dsc_confident"] = active / max(sum(h * w for h, w in sizes), 1)
     return consistency_loss(torch.cat(weak), torch.cat(strong), tau, normalize, torch.cat(considered), hard)
 
 
 def dsc_step(model: MaskRCNN, weak_images: Sequence[torch.Tensor], targets: Sequence[Mapping[str, torch.Tensor]],
              strong_images: Sequence[torch.Tensor], tau: float = TAU, lam: float = LAMBDA, normalize: str = "all",
-             score_threshold: float = 0.5, hard: bool = False) -> dict[str, torch.Tensor]:
+             score_threshold: float = 0.5, hard: bool = False, stats: dict | None = None) -> dict[str, torch.Tensor]:
     """The loss terms of one DSCMask R-CNN training step (Eq. 14); the model is put in train mode.
 
     Args:
@@ -209,6 +219,7 @@ def dsc_step(model: MaskRCNN, weak_images: Sequence[torch.Tensor], targets: Sequ
         tau, normalize, hard: as in :func:`consistency_loss`.
         lam: lambda of Eq. 14.
         score_threshold: detections on the weak view scoring below it are not targets.
+        stats: filled with how much the consistency term acts, as :func:`dsc_loss` says.
 
     Returns:
         torchvision's supervised terms (``loss_classifier``, ``loss_box_reg``, ``loss_mask``,
@@ -228,7 +239,7 @@ def dsc_step(model: MaskRCNN, weak_images: Sequence[torch.Tensor], targets: Sequ
     detections = weak_detections(model, weak_images, score_threshold)
     model.train()
     losses = model(list(weak_images), [dict(t) for t in targets])
-    losses["loss_consistency"] = lam * dsc_loss(model, strong_images, detections, tau, normalize, hard)
+    losses["loss_consistency"] = lam * dsc_loss(model, strong_images, detections, tau, normalize, hard, stats)
     return losses
 
 

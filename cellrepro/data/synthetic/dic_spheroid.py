@@ -25,6 +25,15 @@ Where it differs from real DIC: defocus is a Gaussian with the second moment of 
 blur disk, not an optical transfer function; objects are surfaces (one depth per pixel) rather
 than 3D bodies; there is no time-lapse motion.
 
+Knobs added for issue 28, all off by default (the default output is unchanged; the stacking
+section turns them on): ``scene`` draws the field at more pixels than a stack has and cuts a
+window from it, so a small stack keeps the large field's cell sizes and blur per plane
+(shrinking the whole field shrinks the blur with it); ``cell_depth`` keeps single cells near the
+core's depth and ``core_depth`` sets the core's range; ``halo`` adds DIC shade-off; ``drift``
+moves the stage laterally between planes; ``bits`` quantises to a camera's grey levels;
+``noise_depth`` lets the noise grow with depth (a what-if: no mechanism in transmitted-light DIC
+is known for it, since every plane's light crosses the whole gel).
+
 Defaults changed in GENERATOR_VERSION 5 (issue 13): the blur per slice was a fixed 1.3 pixels,
 the core spanned about +-0.75 slice and the background texture was not blurred at all, so
 whole-image scores were dominated by sharp background and the stacking comparison was too gentle
@@ -76,7 +85,9 @@ def defocus_sigma(distance: float, size: int, na: float = 0.4, step_um: float = 
 
 
 def generate(n: int = 40, size: int = 256, slices: int = 15, seed: int = 0, noise: float = 0.03,
-             na: float = 0.4, step_um: float = STEP_UM) -> list[ZStack]:
+             na: float = 0.4, step_um: float = STEP_UM, scene: int | None = None, cell_depth: float | None = None,
+             halo: float = 0.0, noise_depth: float = 0.0, drift: float = 0.0, bits: int | None = None,
+             core_depth: tuple[float, float] = (0.4, 0.6)) -> list[ZStack]:
     """``n`` z-stacks of ``slices`` x ``size`` x ``size``, deterministic for ``seed``.
 
     Args:
@@ -84,20 +95,53 @@ def generate(n: int = 40, size: int = 256, slices: int = 15, seed: int = 0, nois
         na: numerical aperture of the objective; with ``step_um`` it sets the defocus blur
             (:func:`defocus_sigma`). Larger NA or steps: stronger blur between planes.
         step_um: distance between planes in micrometres.
+        scene: None (the default): the whole 333 um field is drawn at ``size`` pixels, so a smaller
+            ``size`` shrinks the cells and the blur per plane with it. An integer: the field is
+            drawn at ``scene`` pixels (its optics and cell sizes) and each stack is a ``size`` x
+            ``size`` window of it that holds part of the spheroid's rim and the cells around it
+            (a smaller field of view, as a higher-resolution camera crop would give).
+        cell_depth: None: single cells at depths uniform over the stack's inner planes; a number:
+            within that many planes of the spheroid core's depth (invading cells stay near the
+            spheroid they left).
+        halo: amplitude of DIC shade-off, a broad bright/dark fringe along the shear around every
+            object (0: none).
+        noise_depth: noise grows with depth into the gel: slice ``z`` has standard deviation
+            ``noise * (1 + noise_depth * z / (slices - 1))``.
+        drift: standard deviation (pixels) of the stage's lateral step between consecutive slices;
+            the shifts add up (a random walk) and the truth is in the frame of the slice nearest
+            the core's depth.
+        bits: quantise the slices to ``2 ** bits`` grey levels (8: an 8-bit camera); None: floats.
+        core_depth: the range of the spheroid core's depth, as shares of the stack's height (the
+            default keeps it near the middle slice; a wider range puts it off-centre too).
     """
     if slices < 2:
         raise ValueError(f"a z-stack needs at least 2 slices, got slices={slices}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if scene is not None and scene < size:
+        raise ValueError(f"scene must be at least size ({size}) pixels, got scene={scene}")
+    for name, value in (("halo", halo), ("noise_depth", noise_depth), ("drift", drift)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if bits is not None and not 1 <= bits <= 16:
+        raise ValueError(f"bits must be in 1..16 (or None for floats), got {bits}")
+    if not 0 <= core_depth[0] <= core_depth[1] <= 1:
+        raise ValueError(f"core_depth must be (low, high) with 0 <= low <= high <= 1, got {core_depth}")
     defocus_sigma(1, size, na, step_um)  # checks na
     rngs = [np.random.default_rng([seed, i]) for i in range(n)]
-    return [make_stack(f"stack_{i:04d}", rng, size, slices, noise, na, step_um)
+    extra = {"scene": scene, "cell_depth": cell_depth, "halo": halo, "noise_depth": noise_depth, "drift": drift,
+             "bits": bits, "core_depth": tuple(core_depth)}
+    return [make_stack(f"stack_{i:04d}", rng, size, slices, noise, na, step_um, **extra)
             for i, rng in enumerate(progress_bar(rngs, desc="dic-spheroid", unit="stack", disable=None))]
 
 
 def make_stack(name: str, rng: np.random.Generator, size: int, slices: int, noise: float, na: float = 0.4,
-               step_um: float = STEP_UM) -> ZStack:
-    """One scene rendered at every slice."""
+               step_um: float = STEP_UM, scene: int | None = None, cell_depth: float | None = None,
+               halo: float = 0.0, noise_depth: float = 0.0, drift: float = 0.0, bits: int | None = None,
+               core_depth: tuple[float, float] = (0.4, 0.6)) -> ZStack:
+    """One scene rendered at every slice (the arguments as :func:`generate`'s)."""
+    window = size
+    size = scene or size
     shape = (size, size)
     scale = size / 256
     lo, hi = 2.0, slices - 3.0 if slices >= 7 else slices - 1.0  # keep the extreme slices out of focus
@@ -108,7 +152,7 @@ def make_stack(name: str, rng: np.random.Generator, size: int, slices: int, nois
 
     centre = (size / 2 + rng.uniform(-0.1, 0.1) * size, size / 2 + rng.uniform(-0.1, 0.1) * size)
     r_core = rng.uniform(0.09, 0.14) * size
-    z_core = rng.uniform(0.4, 0.6) * (slices - 1)
+    z_core = rng.uniform(*core_depth) * (slices - 1)
     core = blob(centre, r_core, rng, irregularity=0.08).clip(shape)
     invasive = blob(centre, r_core * rng.uniform(1.7, 2.3), rng, irregularity=0.45, harmonics=9).clip(shape)
 
@@ -141,11 +185,12 @@ def make_stack(name: str, rng: np.random.Generator, size: int, slices: int, nois
         hh = np.zeros(shape, np.float32)
         hh[cell.slices] = dome(cell.mask, 0.7)
         opd[full] = hh[full]
-        depth[full] = rng.uniform(lo, hi)
+        near = (lo, hi) if cell_depth is None else (max(lo, z_core - cell_depth), min(hi, z_core + cell_depth))
+        depth[full] = rng.uniform(*near)
         taken |= ndi.binary_dilation(full, iterations=max(int(2 * scale), 1))
         next_id += 1
 
-    relief = _dic_relief(opd)
+    relief = _dic_relief(opd, halo=halo, halo_sigma=4 * scale)
     levels = np.round(np.nan_to_num(depth, nan=-1) * 2) / 2  # depth quantised to half planes
     layers = [(float(lv), np.where(levels == lv, relief, 0)) for lv in np.unique(levels) if lv >= 0]
     gel = []
@@ -156,15 +201,58 @@ def make_stack(name: str, rng: np.random.Generator, size: int, slices: int, nois
     in_focus = np.clip(0.5 + relief + sum(gel) + light, 0, 1).astype(np.float32)
     sigma = [defocus_sigma(d / 2, size, na, step_um) for d in range(2 * slices + 1)]  # per half-plane distance
     stack = _defocus_stack(layers, slices, sigma) + 0.5 + light
-    stack += rng.normal(0, noise, stack.shape).astype(np.float32)
-    return ZStack(name, np.clip(stack, 0, 1).astype(np.float32), labels, classes, in_focus, depth)
+    if drift:
+        stack = _drift(stack, rng, drift, int(round(z_core)))
+    sd = noise * (1 + noise_depth * np.arange(slices) / (slices - 1))  # per slice (all equal by default)
+    stack += rng.normal(0, sd[:, None, None], stack.shape).astype(np.float32)
+    stack = np.clip(stack, 0, 1)
+    if bits is not None:
+        levels = 2 ** bits - 1
+        stack = np.round(stack * levels) / levels
+    out = ZStack(name, stack.astype(np.float32), labels, classes, in_focus, depth)
+    return out if window == size else _window(out, window, centre, r_core * 2.0, rng)
 
 
-def _dic_relief(opd: np.ndarray, shear: float = np.pi / 4, gain: float = 1.5) -> np.ndarray:
-    """DIC contrast: the derivative of the (slightly smoothed) optical path along the shear."""
-    smooth = ndi.gaussian_filter(opd, 0.8)
-    gy, gx = np.gradient(smooth)
-    return (gain * (np.cos(shear) * gx + np.sin(shear) * gy)).astype(np.float32)
+def _dic_relief(opd: np.ndarray, shear: float = np.pi / 4, gain: float = 1.5, halo: float = 0.0,
+                halo_sigma: float = 4.0) -> np.ndarray:
+    """DIC contrast: the derivative of the (slightly smoothed) optical path along the shear; with
+    ``halo``, plus the same derivative of the path smoothed over ``halo_sigma`` pixels (shade-off:
+    a broad fringe, bright on one side of an object and dark on the other)."""
+    direction = np.array([np.sin(shear), np.cos(shear)])
+
+    def along(sigma: float) -> np.ndarray:
+        gy, gx = np.gradient(ndi.gaussian_filter(opd, sigma))
+        return direction[0] * gy + direction[1] * gx
+
+    relief = gain * along(0.8)
+    if halo:
+        relief = relief + halo * gain * halo_sigma * along(halo_sigma)
+    return relief.astype(np.float32)
+
+
+def _drift(stack: np.ndarray, rng: np.random.Generator, step: float, anchor: int) -> np.ndarray:
+    """Shift each slice by a lateral random walk of ``step`` pixels per slice, zero at ``anchor``
+    (Fourier shift, periodic at the borders)."""
+    walk = np.cumsum(rng.normal(0, step, (len(stack), 2)), axis=0)
+    walk -= walk[anchor]
+    return np.stack([np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(s), w)).real for s, w in zip(stack, walk)])
+
+
+def _window(sample: ZStack, size: int, centre: tuple[float, float], reach: float, rng: np.random.Generator) -> ZStack:
+    """A ``size`` x ``size`` window of ``sample`` centred on a random point of the circle of radius
+    ``reach`` around the spheroid's ``centre`` (its rim, the invasive area and the cells beyond),
+    kept inside the scene; instance ids and classes of what it holds."""
+    full = sample.labels.shape[0]
+    angle = rng.uniform(0, 2 * np.pi)
+    cy, cx = centre[0] + reach * np.sin(angle), centre[1] + reach * np.cos(angle)
+    top = int(np.clip(round(cy - size / 2), 0, full - size))
+    left = int(np.clip(round(cx - size / 2), 0, full - size))
+    cut = (slice(top, top + size), slice(left, left + size))
+    labels = sample.labels[cut].copy()
+    present = set(np.unique(labels).tolist()) - {0}
+    return ZStack(sample.name, np.ascontiguousarray(sample.stack[(slice(None), *cut)]), labels,
+                  {i: c for i, c in sample.classes.items() if i in present}, sample.in_focus[cut].copy(),
+                  sample.depth[cut].copy())
 
 
 def _defocus_stack(layers: list[tuple[float, np.ndarray]], slices: int, sigma: list[float]) -> np.ndarray:
