@@ -34,3 +34,28 @@ def tiny(tmp_path: Path) -> Project:
 def repo() -> Project:
     """The real project this test suite belongs to."""
     return Project(REPO)
+
+
+@pytest.fixture
+def judged(monkeypatch):
+    """Every ``report.judge`` call a test makes, as ``(claim, paired differences, keywords, entry)``,
+    with the real decision recorded."""
+    import numpy as np
+
+    from cellrepro.publish import report
+
+    calls = []
+    real = report.judge
+
+    def spy(claim, paired, **kw):
+        entry = real(claim, paired, **kw)
+        calls.append((claim, np.asarray(paired, float), kw, entry))
+        return entry
+
+    monkeypatch.setattr(report, "judge", spy)
+    return calls
+
+
+def not_measured(entry) -> list[str]:
+    """The registered gates a verdict entry counted as failed because the test did not supply them."""
+    return [g["name"] for g in entry["gates"] if g.get("value") == "not measured"]

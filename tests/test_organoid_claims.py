@@ -9,33 +9,14 @@ import pytest
 
 from cellrepro.chapters.organoid import claims
 from cellrepro.chapters.organoid.evaluate import SHAPE_METRICS
-from cellrepro.publish import report
+from conftest import not_measured
 
 SEEDS = range(8)
-
-
-@pytest.fixture
-def judged(monkeypatch):
-    """Every report.judge call: (claim, entry), with the real decision."""
-    calls = []
-    real = report.judge
-
-    def spy(claim, paired, **kw):
-        entry = real(claim, paired, **kw)
-        calls.append((claim, np.asarray(paired, float), kw, entry))
-        return entry
-
-    monkeypatch.setattr(report, "judge", spy)
-    return calls
 
 
 def engagement():
     return [*claims.stage_gates("global", [200, 200], [0.2, 0.3], {"low": 0.01}),
             *claims.stage_gates("local", [100, 100], [0.3, 0.4])]
-
-
-def not_measured(entry):
-    return [g["name"] for g in entry["gates"] if g.get("value") == "not measured"]
 
 
 def test_judge_data_uses_the_registered_arms_and_gates(judged):

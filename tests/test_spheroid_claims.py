@@ -9,23 +9,9 @@ import pandas as pd
 import pytest
 
 from cellrepro.chapters.spheroid import claims
-from cellrepro.publish import report
+from conftest import not_measured
 
 K, Z = 8, 15
-
-
-@pytest.fixture
-def judged(monkeypatch):
-    calls = []
-    real = report.judge
-
-    def spy(claim, paired, **kw):
-        entry = real(claim, paired, **kw)
-        calls.append((claim, np.asarray(paired, float), entry))
-        return entry
-
-    monkeypatch.setattr(report, "judge", spy)
-    return calls
 
 
 def tables(oracle_gain: float, sbs_gain: float, n: int = 40, seed: int = 0):
@@ -45,15 +31,11 @@ def tables(oracle_gain: float, sbs_gain: float, n: int = 40, seed: int = 0):
     return pd.DataFrame(rows), pd.DataFrame(agreement), pd.DataFrame(per_stack)
 
 
-def not_measured(entry):
-    return [g["name"] for g in entry["gates"] if g.get("value") == "not measured"]
-
-
 def test_c1_and_c2_use_the_registered_arms_and_gates(judged):
     quality, agreement, per_stack = tables(oracle_gain=0.05, sbs_gain=0.02)
     out = claims.judge_stacking(quality, agreement, per_stack, K, seconds_per_stack=5.0)
     assert [c for c, *_ in judged] == ["spheroid-C1", "spheroid-C2"]
-    by = {c: (d, e) for c, d, e in judged}
+    by = {c: (d, e) for c, d, _, e in judged}
     q = quality[quality["selection"] == "slice"].pivot_table(index="stack", columns="k", values="ssim_cells")
     np.testing.assert_allclose(np.sort(by["spheroid-C1"][0]), np.sort((q[K] - q[Z]).to_numpy()))
     auc = agreement[agreement["normalisation"] == "slice"]["auc"]
@@ -67,7 +49,7 @@ def test_without_the_phenomenon_c1_is_not_testable_whatever_sbs_did(judged):
     for sbs in (0.05, -0.05):
         judged.clear()
         claims.judge_stacking(*tables(oracle_gain=0.01, sbs_gain=sbs), K)
-        entry = dict((c, e) for c, _, e in judged)["spheroid-C1"]
+        entry = dict((c, e) for c, _, _, e in judged)["spheroid-C1"]
         assert entry["verdict"] == "not testable here"
         assert [g["name"] for g in entry["failed_gates"]] == ["phenomenon present (oracle)"]
 
