@@ -8,8 +8,10 @@ import pandas as pd
 
 def figure3(stack: np.ndarray, maps: np.ndarray, scores: np.ndarray, sbs: np.ndarray, all_slices: np.ndarray,
             crop: tuple[slice, slice] | None = None):
-    """(a) the least in-focus slice, (b) a partly in-focus slice, (c) its blur map, (d) overlay,
-    (e, f) SBS-Stacking and a zoom, (g, h) stacking all slices and a zoom."""
+    """The paper's Fig. 3 panels as the maps see the stack: (a) the slice they score lowest (the
+    paper's "out-of-focus" slice), (b) one they score in the middle (its "partly in-focus"
+    slice), (c) its blur map, (d) overlay, (e, f) SBS-Stacking and a zoom, (g, h) stacking all
+    slices and a zoom. Titles name the scores, not the truth: maps that rank badly show it here."""
     import matplotlib.pyplot as plt
 
     order = np.argsort(scores)
@@ -18,7 +20,7 @@ def figure3(stack: np.ndarray, maps: np.ndarray, scores: np.ndarray, sbs: np.nda
     crop = crop or (slice(h // 4, h // 4 + h // 3), slice(w // 4, w // 4 + w // 3))
     fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.4), layout="constrained")  # 7.5 in: 9 pt stays >= 8 pt in the book
     grey = {"cmap": "gray"}
-    panels = [(stack[out_z], f"(a) out of focus (z={out_z})", grey), (stack[part_z], f"(b) partly in focus (z={part_z})", grey),
+    panels = [(stack[out_z], f"(a) lowest score (z={out_z})", grey), (stack[part_z], f"(b) middle score (z={part_z})", grey),
               (maps[part_z], "(c) blur map of (b)", {"cmap": "magma"}), (stack[part_z], "(d) map over (b)", grey),
               (sbs, "(e) SBS-Stacking", grey), (sbs[crop], "(f) zoom of (e)", grey),
               (all_slices, "(g) all slices stacked", grey), (all_slices[crop], "(h) zoom of (g)", grey)]

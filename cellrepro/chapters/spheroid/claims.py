@@ -73,17 +73,17 @@ def judge_stacking(quality: pd.DataFrame, agreement: pd.DataFrame, per_stack: pd
     from ...publish import report, tables
 
     c1 = paired(quality, "slice", k)
-    beside = {f"{name} {metric}": tables.fmt_effect(_interval(paired(quality, sel, k, metric).to_numpy()))
-              for name, sel, metric in (("PSNR (cells, dB)", "slice", "psnr_cells"),
-                                        ("contour gradient", "slice", "contour"),
-                                        ("stack-normalised maps:", "stack", "ssim_cells"),
-                                        ("random slices:", "random", "ssim_cells"),
-                                        ("middle slices:", "middle", "ssim_cells"),
-                                        ("oracle:", "oracle", "ssim_cells"))}
+    beside = {name: tables.fmt_effect(_interval(paired(quality, sel, k, metric).to_numpy()))
+              for name, sel, metric in (("PSNR on the cells (dB)", "slice", "psnr_cells"),
+                                        ("contour gradient / truth's", "slice", "contour"),
+                                        ("SSIM on the cells, stack-normalised maps", "stack", "ssim_cells"),
+                                        ("random slices", "random", "ssim_cells"),
+                                        ("middle slices", "middle", "ssim_cells"),
+                                        ("oracle", "oracle", "ssim_cells"))}
     seeds = c1.groupby(level="seed").mean()
     report.judge("spheroid-C1", c1.to_numpy(), gates=c1_gates(quality, per_stack, k), digits=4,
                  seconds_per_unit=seconds_per_stack,
-                 note="; ".join(f"{k_} {v}" for k_, v in beside.items())
+                 note="beside, top k - all slices: " + "; ".join(f"{k_} {v}" for k_, v in beside.items())
                  + "; per data seed: " + ", ".join(f"{s}: {v:+.4f}" for s, v in seeds.items()))
     auc = agreement.pivot_table(index=["seed", "stack"], columns="normalisation", values="auc")
     rho = agreement.groupby("normalisation")["rho"].median()
