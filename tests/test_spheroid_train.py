@@ -104,3 +104,51 @@ def test_ssc_round_two_from_the_baselines_seed_is_the_baseline_when_nothing_is_k
     assert same
     other, _ = sph.train_ssc(scenes[:2], scenes[2:], dataclasses.replace(settings, ssc_seed_offset=10_000), seed=0)
     assert not all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), info["first"].state_dict().values()))
+
+
+def _same_weights(a, b) -> bool:
+    import torch
+
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_dsc_forked_from_its_baseline_is_dsc_trained_from_the_start(scenes):
+    """dsc_from = P: DSC makes the baseline's first P updates; resuming from the baseline's fork at P
+    gives the same weights as training DSC from update 1 (the fork saves Adam, the schedule and
+    every generator), and a baseline resumed from its own fork is the baseline."""
+    settings = sph.Settings(steps=4, batch=2, device="cpu", dsc_from=2, tau=0.5, score_threshold=0.0)
+    base, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, fork_at=2)
+    full, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True)
+    forked, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True, start=base.fork)
+    assert _same_weights(full, forked) and not _same_weights(full, base)
+    h_base, h_full = base.train_history, full.train_history
+    assert np.array_equal(h_base["loss"][:2], h_full["loss"][:2])  # the shared prefix
+    assert h_full["loss_consistency"].isna()[:2].all() and h_full["loss_consistency"].notna()[2:].all()
+    assert {"dsc_box_share", "dsc_confident"} <= set(h_full.columns)
+    assert forked.train_history["step"].tolist() == [1, 2, 3, 4]
+    assert np.allclose(forked.train_history["loss"], h_full["loss"])
+    again, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, start=base.fork)
+    assert _same_weights(again, base)
+    with pytest.raises(ValueError, match="forked from another run"):
+        sph.train_maskrcnn(scenes[:2], settings, seed=1, dsc=True, start=base.fork)
+    with pytest.raises(ValueError, match="fork_at must be in 1..steps - 1"):
+        sph.train_maskrcnn(scenes[:2], settings, seed=0, fork_at=4)
+
+
+def test_paper_augmentation_moves_every_view_and_the_labels_together():
+    labels = np.zeros((32, 32), np.int32)
+    labels[3:9, 20:30] = 1
+    labels[15:28, 2:7] = 2
+    image = (labels > 0).astype(np.float32)
+    sampler = sph._Sampler([(image, image.copy(), labels, {1: 1, 2: 2})], seed=0, augment="paper")
+    shapes = set()
+    for _ in range(20):
+        weak, strong, targets = sampler.draw(1, "cpu")
+        w = weak[0][0].numpy()
+        shapes.add(w.shape)
+        assert np.array_equal(w, strong[0][0].numpy()) and 24 <= w.shape[0] == w.shape[1] <= 32
+        painted = targets[0]["masks"].any(0).numpy() if len(targets[0]["masks"]) else np.zeros_like(w, bool)
+        assert np.array_equal(painted, w > 0)  # the labels moved with the image
+    assert len(shapes) > 1
+    with pytest.raises(ValueError, match="augment must be one of"):
+        sph._Sampler([], seed=0, augment="rotate")

@@ -187,7 +187,9 @@ def dsc_loss(model: MaskRCNN, strong_images: Sequence[torch.Tensor], detections:
     ``stats``, if given, receives how much the term acts (did the treatment engage?):
     ``dsc_detections`` (weak-view detections per image that became targets) and
     ``dsc_confident`` (share of the strong images' pixels that enter Eq. 13: inside a target box
-    and confident at ``tau`` for at least one target)."""
+    and confident at ``tau`` for at least one target) and ``dsc_box_share`` (share of the
+    (target, pixel) pairs inside the target boxes that enter Eq. 13: the registered spheroid-C6
+    gate's "mask pixels with non-zero consistency loss"; 0 when there is no target)."""
     if len(strong_images) != len(detections):
         raise ValueError(f"strong_images has {len(strong_images)} images but detections {len(detections)}")
     student, sizes = student_mask_probs(model, strong_images, [d["boxes"] for d in detections],
@@ -199,10 +201,13 @@ def dsc_loss(model: MaskRCNN, strong_images: Sequence[torch.Tensor], detections:
         weak.append(w.flatten())
         strong.append(paste_probabilities(p, d["boxes"], size).flatten())
         considered.append(inside.flatten())
-    if stats is not None:  # image pixels confident in at least one target box
+    weak_all, considered_all = torch.cat(weak), torch.cat(considered)
+    if stats is not None:  # image pixels confident in at least one target box; box pixels that enter Eq. 13
         stats["dsc_detections"] = sum(len(d["boxes"]) for d in detections) / max(len(detections), 1)
         stats["dsc_confident"] = active / max(sum(h * w for h, w in sizes), 1)
-    return consistency_loss(torch.cat(weak), torch.cat(strong), tau, normalize, torch.cat(considered), hard)
+        entering = considered_all & (torch.maximum(weak_all, 1 - weak_all) >= tau)
+        stats["dsc_box_share"] = float(entering.sum()) / max(int(considered_all.sum()), 1)
+    return consistency_loss(weak_all, torch.cat(strong), tau, normalize, considered_all, hard)
 
 
 def dsc_step(model: MaskRCNN, weak_images: Sequence[torch.Tensor], targets: Sequence[Mapping[str, torch.Tensor]],

@@ -58,11 +58,50 @@ def _unit(image: np.ndarray) -> np.ndarray:
 def rankings(stacks: Sequence[ZStack], normalize: str = "stack", progress: bool = True,
              **blur_kwargs: Any) -> list[np.ndarray]:
     """Each stack's slices, best first by the Eq. 9 scores of its blur maps (``normalize`` as in
-    :func:`make_scenes`): computed once, they serve every ``k``."""
+    :func:`make_scenes`): computed once, they serve every ``k``. ``normalize="oracle"``: the
+    depth oracle's order instead (the slices holding the most object pixels in focus, from a
+    synthetic stack's known depth map; a control, not a method)."""
     from ...stacking import blur_map, slice_scores
+    from ...stacking.quality import oracle_order
 
+    if normalize == "oracle":
+        missing = [s.name for s in stacks if s.depth is None]
+        if missing:
+            raise ValueError(f"the oracle order needs each stack's depth map; {missing[0]} has none")
+        return [oracle_order(s.depth, len(s.stack)) for s in stacks]
     return [np.argsort(-slice_scores(blur_map(s.stack, normalize=normalize, **blur_kwargs)), kind="stable")
             for s in progress_bar(stacks, desc="blur maps", unit="stack", disable=not progress)]
+
+
+def _stored_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str,
+                   stand_in: dict[str, Any]) -> list[Scene]:
+    from ... import data
+
+    return make_scenes(data.load(dataset, n=n, seed=seed, **stand_in), k, sparse_k, normalize)
+
+
+def shared_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str = "stack",
+                  data_root: str | None = None, first: int = 0, **stand_in: Any) -> list[Scene]:
+    """The views of ``n`` stacks of ``dataset`` generated with ``seed`` and the ``stand_in``
+    parameters (size, slices, scene, ...), computed once and kept in the shared-work cache
+    (:mod:`cellrepro.engine.cache`): a test set that every seed and notebook scores on costs its
+    blur maps once. With ``data_root`` the stacks are read from that folder instead (not cached;
+    ``seed`` and ``stand_in`` unused) and ``n`` of them from its ``first`` are used."""
+    from ... import data
+    from ...engine.cache import shared
+
+    if data_root is not None:
+        stacks = data.load(dataset, data_root=data_root)
+        if len(stacks) < first + n:
+            raise ValueError(f"{data_root} holds {len(stacks)} stacks; stacks {first} to {first + n - 1} are needed")
+        return make_scenes(stacks[first:first + n], k, sparse_k, normalize)
+    global _cached_scenes
+    if _cached_scenes is None:
+        _cached_scenes = shared(_stored_scenes)
+    return _cached_scenes(dataset, n, seed, k, sparse_k, normalize, dict(stand_in))
+
+
+_cached_scenes = None
 
 
 def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str = "stack", progress: bool = True,
@@ -144,6 +183,8 @@ class Settings:
     ssc_checkpoints: int = 3
     ssc_aggregate: str = "mean"
     ssc_seed_offset: int = 10_000  # round 2 trains from seed + this; 0: from the baseline's own seed (see train_ssc)
+    augment: str = "flip"  # see AUGMENTS
+    dsc_from: int = 0  # updates before DSC's consistency term is switched on (a prefix shared with the baseline)
     device: str = "auto"
 
     def model(self):
@@ -168,66 +209,140 @@ def _flip(x: torch.Tensor, dims: list[int]) -> torch.Tensor:
     return torch.flip(x, dims) if dims else x
 
 
-class _Sampler:
-    """Random batches of scenes (with replacement) with the same random flips on every view."""
+#: Training augmentations: ``"flip"`` (random horizontal and vertical flips, what the published
+#: Table 1-2 runs used) or ``"paper"`` (Sec. 4.2's rotation, flip and crop: a random multiple of
+#: 90 degrees, the flips, and a random square window of 3/4 to all of the side).
+AUGMENTS = ("flip", "paper")
 
-    def __init__(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]], seed: int):
+
+class _Sampler:
+    """Random batches of scenes (with replacement) with the same random augmentation on every view."""
+
+    def __init__(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]], seed: int,
+                 augment: str = "flip"):
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
         self.items = items
+        self.augment = augment
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self):  # fit's loader: a placeholder per step; draw() makes the batch on the device
         while True:
             yield 0
 
+    def _paper(self, views: list[np.ndarray]) -> list[np.ndarray]:
+        """Rotation, flips and crop, the same on every view (labels included)."""
+        turns = int(self.rng.integers(0, 4))
+        flips = [axis for axis, flip in zip((0, 1), self.rng.random(2) < 0.5) if flip]
+        h, w = views[0].shape
+        side = int(self.rng.integers((3 * min(h, w)) // 4, min(h, w) + 1))
+        y, x = (int(self.rng.integers(0, n - side + 1)) for n in (h, w))
+        out = []
+        for v in views:
+            v = np.rot90(v, turns)
+            v = np.flip(v, flips) if flips else v
+            out.append(np.ascontiguousarray(v[y:y + side, x:x + side]))
+        return out
+
     def draw(self, n: int, device: torch.device) -> tuple[list, list, list]:
         weak, strong, targets = [], [], []
         for i in self.rng.integers(0, len(self.items), n):
             w, s, labels, classes = self.items[i]
-            dims = [d for d, flip in zip((-2, -1), self.rng.random(2) < 0.5) if flip]
-            lab = np.ascontiguousarray(np.flip(labels, [d + 2 for d in dims]) if dims else labels)
-            weak.append(_flip(torch.from_numpy(w)[None], dims).to(device))
-            strong.append(_flip(torch.from_numpy(s)[None], dims).to(device))
+            if self.augment == "paper":
+                w, s, lab = self._paper([w, s, labels])
+                weak.append(torch.from_numpy(w)[None].to(device))
+                strong.append(torch.from_numpy(s)[None].to(device))
+            else:  # the published runs' draws, kept bit for bit
+                dims = [d for d, flip in zip((-2, -1), self.rng.random(2) < 0.5) if flip]
+                lab = np.ascontiguousarray(np.flip(labels, [d + 2 for d in dims]) if dims else labels)
+                weak.append(_flip(torch.from_numpy(w)[None], dims).to(device))
+                strong.append(_flip(torch.from_numpy(s)[None], dims).to(device))
             targets.append({k: v.to(device) for k, v in instance_targets(lab, classes).items()})
         return weak, strong, targets
 
 
 def train_maskrcnn(scenes: Sequence[Scene], settings: Settings, seed: int, dsc: bool = False,
                    pseudo: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]] = (),
-                   checkpoint_steps: Sequence[int] = (), progress: bool = False, desc: str = "mask r-cnn"):
+                   checkpoint_steps: Sequence[int] = (), progress: bool = False, desc: str = "mask r-cnn",
+                   fork_at: int | None = None, start: dict[str, Any] | None = None):
     """Mask R-CNN (``dsc=False``) or DSCMask R-CNN (``dsc=True``: Eq. 14 with the consistency of
     the strong view on the weak view's detections) on the labelled ``scenes``' weak views, plus
     ``pseudo`` items ``(image, strong view, labels, classes)`` (SSC's re-training set).
 
+    With ``settings.dsc_from`` = P > 0 the consistency term is switched on after P updates; before
+    that a DSC run makes exactly the baseline's updates (same calls, same random numbers), so the
+    two arms share a training prefix and differ only by Eq. 13-14 afterwards (common random
+    numbers). ``fork_at`` = P saves the run's whole state after update P (weights, Adam's moments,
+    the schedule, the batch sampler's and torch's generators, the history so far) as the
+    returned model's ``fork`` attribute; ``start`` = that state resumes from it, skipping the P
+    updates the two arms share (the DSC arm, from its baseline's fork: the same numbers as
+    training it from step 0, at a fraction of the cost; ``tests/test_spheroid_train.py`` checks the
+    weights are identical). ``checkpoint_steps`` count from the run's first update either way.
+
     Returns the model (CPU, eval mode) with ``train_history``, and the state dicts saved after
     each of ``checkpoint_steps`` (SSC's checkpoints).
     """
+    import copy
+
+    from ...engine import checkpoint as ckpt
+
     labelled = _labelled(scenes)
+    if fork_at is not None and not 1 <= fork_at < settings.steps:
+        raise ValueError(f"fork_at must be in 1..steps - 1 = {settings.steps - 1}, got {fork_at}")
     seed_everything(seed)
     model = settings.model()
     opt, sched = _optimizer(model, settings)
-    sampler = _Sampler(labelled + list(pseudo), seed)
+    sampler = _Sampler(labelled + list(pseudo), seed, settings.augment)
     saved: dict[int, dict[str, torch.Tensor]] = {}
     wanted = set(int(s) for s in checkpoint_steps)
+    offset = 0
+    if start is not None:
+        if start["seed"] != seed or start["items"] != len(sampler.items) or start["steps"] != settings.steps:
+            raise ValueError(f"start was forked from another run (seed {start['seed']}, {start['items']} items, "
+                             f"{start['steps']} steps; here {seed}, {len(sampler.items)}, {settings.steps})")
+        if any(w <= start["step"] for w in wanted) or (dsc and start["step"] > settings.dsc_from):
+            raise ValueError(f"start is after update {start['step']}: checkpoints up to it are the forked run's, "
+                             f"and a DSC run can start no later than dsc_from = {settings.dsc_from}")
+        model.load_state_dict(start["model"])
+        opt.load_state_dict(copy.deepcopy(start["optimizer"]))
+        sched.load_state_dict(start["scheduler"])
+        sampler.rng.bit_generator.state = copy.deepcopy(start["sampler"])
+        offset = start["step"]
+    fork: dict[str, Any] = {}
 
     def step(ctx, _):
         weak, strong, targets = sampler.draw(settings.batch, ctx.device)
         net = ctx.models["net"]
+        done = offset + ctx.step + 1  # this update's number in the whole run
         activity: dict[str, float] = {}
-        if dsc:
+        if dsc and done > settings.dsc_from:
             losses = dsc_step(net, weak, targets, strong, settings.tau, settings.lam, settings.normalize,
                               settings.score_threshold, stats=activity)
         else:
             losses = net(weak, targets)
         total = ctx.optimize(losses)
-        if ctx.step + 1 in wanted:
-            saved[ctx.step + 1] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        if done in wanted:
+            saved[done] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        if done == fork_at:
+            fork.update(step=done, seed=seed, items=len(sampler.items), steps=settings.steps,
+                        model={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                        optimizer=copy.deepcopy(ctx.optimizers["net"].state_dict()),
+                        scheduler=copy.deepcopy(sched.state_dict()), sampler=copy.deepcopy(sampler.rng.bit_generator.state),
+                        rng=ckpt.capture_rng())
         return {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(), **activity}
 
-    history = fit({"net": model}, {"net": opt}, step, sampler, max_steps=settings.steps, schedulers={"net": sched},
-                  clip_grad=10.0, seed=seed, device=settings.device, precision="32-true", progress=progress,
-                  desc=desc)
+    if start is not None:
+        ckpt.restore_rng(start["rng"])
+    history = fit({"net": model}, {"net": opt}, step, sampler, max_steps=settings.steps - offset,
+                  schedulers={"net": sched}, clip_grad=10.0, seed=None if start is not None else seed,
+                  device=settings.device, precision="32-true", progress=progress, desc=desc)
+    if start is not None:
+        history = pd.concat([start["history"], history.assign(step=history["step"] + offset)], ignore_index=True)
     release(model)
     model.train_history = history
+    if fork:
+        fork["history"] = history[history["step"] <= fork_at].copy()
+        model.fork = fork
     return model.eval(), [saved[s] for s in sorted(saved)]
 
 
@@ -280,8 +395,11 @@ def train_ssc(scenes: Sequence[Scene], unlabelled: Sequence[Scene], settings: Se
             labels[mask] = j
             classes[j] = int(cls)
         pseudo.append((sparse[i], unlabelled[i].strong, labels, classes))
-    model, _ = train_maskrcnn(scenes, settings, seed + settings.ssc_seed_offset, dsc, pseudo=pseudo, progress=progress,
-                              desc="ssc, round 2")
+    if not pseudo and settings.ssc_seed_offset == 0:  # round 2 would repeat round 1 update for update (tested)
+        model = first
+    else:
+        model, _ = train_maskrcnn(scenes, settings, seed + settings.ssc_seed_offset, dsc, pseudo=pseudo,
+                                  progress=progress, desc="ssc, round 2")
     return model, {"stability": np.asarray(stability), "reliable": np.asarray(keep), "first": first}
 
 
@@ -302,7 +420,7 @@ def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, feature
     seed_everything(seed)
     model = build_unetpp(features=features or FEATURES)
     opt, sched = _optimizer(model, settings)
-    sampler = _Sampler(labelled, seed)
+    sampler = _Sampler(labelled, seed, settings.augment)
 
     def step(ctx, _):
         weak, _, targets = sampler.draw(settings.batch, ctx.device)
@@ -342,31 +460,80 @@ ARMS = (("SBS + Mask R-CNN (baseline)", False, False), ("SBS + Mask R-CNN + SSC"
         ("SBS + DSCMask R-CNN", True, False), ("SBS + DSCMask R-CNN + SSC", True, True))
 
 
+def dsc_activity(history: pd.DataFrame, last: float = 0.1) -> dict[str, float]:
+    """How much DSC's consistency term acted over the ``last`` share of a run's updates (the
+    registered spheroid-C6 gate): ``dsc_box_share`` (mean share of the target boxes' pixels that
+    enter Eq. 13) and ``dsc_loss_share`` (mean of the consistency term / the whole loss); NaN
+    where the term never ran.
+
+    >>> h = pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.0], "loss_consistency": [float("nan"), 0.1],
+    ...                   "dsc_box_share": [float("nan"), 0.5]})
+    >>> dsc_activity(h, last=0.5)
+    {'dsc_box_share': 0.5, 'dsc_loss_share': 0.1}
+    """
+    if "loss_consistency" not in history:
+        return {"dsc_box_share": float("nan"), "dsc_loss_share": float("nan")}
+    tail = history[history["step"] > (1 - last) * history["step"].max()]
+    return {"dsc_box_share": float(tail["dsc_box_share"].mean()),
+            "dsc_loss_share": float((tail["loss_consistency"] / tail["loss"]).mean())}
+
+
+def _curve(history: pd.DataFrame) -> list[float]:
+    """The per-update share of box pixels entering Eq. 13 (NaN before DSC is on), for figures."""
+    return [float(v) for v in history["dsc_box_share"]] if "dsc_box_share" in history else []
+
+
 def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Sequence[Scene], settings: Settings,
-             seed: int, arms: Sequence[tuple[str, bool, bool]] = ARMS, progress: bool = False) -> list[dict[str, Any]]:
+             seed: int, arms: Sequence[tuple[str, bool, bool]] = ARMS, progress: bool = False,
+             probe_views: dict[str, tuple[Sequence[Scene], str]] | None = None) -> list[dict[str, Any]]:
     """Train and evaluate each arm on one seed's split; one row per arm: ``arm``, ``seed``, Table 1's
-    metrics and, for SSC arms, ``reliable`` (unlabelled images kept), ``stabilities`` (each unlabelled
-    image's) and ``stability`` (their mean).
+    metrics, for DSC arms :func:`dsc_activity`, for SSC arms ``reliable`` (unlabelled images kept),
+    ``stabilities`` (each unlabelled image's) and ``stability`` (their mean).
 
     An arm without SSC and SSC's first round with the same DSC setting are the same training (same
     data, settings and seed; saving checkpoints draws no random number), so it runs once and
-    serves both: the four arms cost four training rounds instead of six."""
+    serves both: the four arms cost four training rounds instead of six. With
+    ``settings.dsc_from`` = P > 0 the DSC round resumes from the baseline's state after P updates
+    (the same numbers as training it from the start, see :func:`train_maskrcnn`), and its SSC
+    checkpoints up to P are the baseline's. With ``settings.ssc_seed_offset`` = 0 an SSC round
+    that keeps nothing is its first round (:func:`train_ssc`).
+
+    ``probe_views``: ``{name: (scenes, view)}`` more test sets the baseline is scored on (e.g. the
+    oracle's and the all-slice views of the test stacks: is the all-slice view harder for the
+    detector?), as ``<name>_<metric>`` columns of the baseline's row.
+    """
     rows = []
     rounds: dict[bool, tuple[Any, list[dict[str, torch.Tensor]]]] = {}
     steps = checkpoint_epochs(settings.steps, settings.ssc_checkpoints)
-    for name, dsc, ssc in arms:
+    fork = settings.dsc_from if 0 < settings.dsc_from < settings.steps and any(d for _, d, _ in arms) else None
+    for name, dsc, ssc in sorted(arms, key=lambda a: a[1]):  # the baseline round first: DSC forks from it
         if dsc not in rounds:
-            wanted = steps if any(s for _, d, s in arms if d == dsc) else ()
-            rounds[dsc] = train_maskrcnn(labelled, settings, seed, dsc, checkpoint_steps=wanted, progress=progress,
-                                         desc=name)
-        extra: dict[str, Any] = {}
+            wanted = steps if any(s for _, d, s in arms if d == dsc) else []
+            if dsc and fork is not None:
+                base = rounds.get(False) or train_maskrcnn(labelled, settings, seed, False, fork_at=fork,
+                                                           progress=progress, desc="shared prefix")
+                shared = [state for step, state in zip(steps, base[1]) if step <= fork] if wanted else []
+                model, states = train_maskrcnn(labelled, settings, seed, True, checkpoint_steps=[w for w in wanted if w > fork],
+                                               progress=progress, desc=name, start=base[0].fork)
+                rounds[True] = (model, shared + states)
+            else:
+                rounds[dsc] = train_maskrcnn(labelled, settings, seed, dsc, checkpoint_steps=steps if fork else wanted,
+                                             progress=progress, desc=name, fork_at=None if dsc else fork)
+    for name, dsc, ssc in arms:
+        history = rounds[dsc][0].train_history
+        extra: dict[str, Any] = {**dsc_activity(history), "box_share_curve": _curve(history)} if dsc else {}
         if ssc:
             model, info = train_ssc(labelled, unlabelled, settings, seed, dsc, progress=progress,
                                     first_round=rounds[dsc])
-            extra = {"reliable": len(info["reliable"]), "stability": float(np.mean(info["stability"])),
-                     "stabilities": [float(v) for v in info["stability"]]}
+            extra.update(reliable=len(info["reliable"]), stability=float(np.mean(info["stability"])),
+                         stabilities=[float(v) for v in info["stability"]])
+            if dsc and model is not info["first"]:
+                extra.update(dsc_activity(model.train_history), box_share_curve=_curve(model.train_history))
         else:
             model = rounds[dsc][0]
+        if not dsc and not ssc and probe_views:
+            for view_name, (scenes_, view) in probe_views.items():
+                extra.update({f"{view_name}_{k}": v for k, v in evaluate(model, scenes_, view).items()})
         rows.append({"arm": name, "seed": seed, **evaluate(model, test), **extra})
     return rows
 
@@ -384,5 +551,5 @@ def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str
             "interaction": paired_effect((both - s) - (d - base)), "both": paired_effect(both - base)}
 
 
-__all__ = ["ARMS", "Scene", "Settings", "evaluate", "evaluate_unetpp", "factorial_effects", "make_scenes", "predict",
-           "rankings", "run_arms", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp"]
+__all__ = ["ARMS", "AUGMENTS", "Scene", "Settings", "dsc_activity", "evaluate", "evaluate_unetpp", "factorial_effects", "make_scenes", "predict",
+           "rankings", "run_arms", "shared_scenes", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp"]

@@ -1,0 +1,46 @@
+"""Figures of the spheroid chapter's training sections: did SSC and DSC engage?"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def engagement_figure(results: pd.DataFrame, ssc_tau: float, ssc_arms: Sequence[str], dsc_arms: Sequence[str],
+                      aggregate: str = "sum", checkpoints: int = 3):
+    """Two panels. Left: every unlabelled sparse image's stability for each SSC arm (one colour
+    per seed), with SSC's threshold; images right of it were pseudo-labelled. Right: the share of
+    the target boxes' pixels that enter Eq. 13 over the updates of each DSC run (one line per
+    seed and DSC arm, 10-update running mean), i.e. how much DSC's consistency term acts.
+    ``results``: :func:`~.train.run_arms`'s rows (``stabilities``, ``box_share_curve``)."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8), layout="constrained", width_ratios=(1.2, 1))
+    rows = results[results["arm"].isin(ssc_arms)]
+    seeds = sorted(rows["seed"].unique())
+    for i, name in enumerate(ssc_arms):
+        for j, seed in enumerate(seeds):
+            sub = rows[(rows["arm"] == name) & (rows["seed"] == seed)]
+            for values in sub["stabilities"]:
+                y = np.full(len(values), i) + (j - (len(seeds) - 1) / 2) * 0.6 / max(len(seeds), 1)
+                left.scatter(values, y, s=8, color=f"C{j % 10}", label=f"seed {seed}" if i == 0 else None)
+    top = (checkpoints - 1) if aggregate == "sum" else 1
+    left.axvline(ssc_tau, color="gray", ls="--", lw=1)
+    left.set(yticks=range(len(ssc_arms)), yticklabels=[a.replace("SBS + ", "") for a in ssc_arms], xlim=(0, top),
+             xlabel=f"stability ({aggregate} of the earlier checkpoints' mean IoU with the last)")
+    left.legend(fontsize=7, loc="upper left", ncol=2, frameon=False)
+    for j, name in enumerate(dsc_arms):
+        curves = results.loc[results["arm"] == name, "box_share_curve"] if "box_share_curve" in results else []
+        for i, curve in enumerate(curves):
+            share = pd.Series(curve, index=np.arange(1, len(curve) + 1), dtype=float).dropna()
+            right.plot(share.index, share.rolling(10, min_periods=1).mean(), color=f"C{j}", lw=0.8, alpha=0.7,
+                       label=name.replace("SBS + ", "") if i == 0 else None)
+    right.axhline(0.05, color="gray", ls="--", lw=1)
+    right.set(xlabel="update", ylabel="box pixels entering Eq. 13", ylim=(0, 1))
+    right.legend(fontsize=7, frameon=False)
+    return fig
+
+
+__all__ = ["engagement_figure"]
