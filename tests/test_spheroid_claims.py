@@ -77,7 +77,10 @@ def factorial(both_gain: float, kept: int = 4, box_share: float = 0.3, strong_ga
             if ssc:
                 row.update(reliable=kept, stabilities=[0.5] * 10)
             if not dsc and not ssc:
-                row.update(oracle_mask_AP=value, strong_mask_AP=value + strong_gap / 100 + rng.normal(0, 0.005))
+                oracle = value + rng.normal(0, 0.05, 20)
+                strong = oracle + strong_gap / 100 + rng.normal(0, 0.02, 20)
+                row.update(oracle_mask_AP_images=list(oracle), strong_mask_AP_images=list(strong),
+                           weak_mask_AP_images=list(strong + 0.01))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -111,10 +111,10 @@ def test_dsc_step_gives_finite_supervised_and_consistency_terms(reduced_model):
     losses = dsc_step(reduced_model, weak, targets, strong, tau=0.5, lam=0.1, score_threshold=0.0, stats=stats)
     assert reduced_model.training
     # how much Eq. 13 acts: at tau = 0.5 every pixel inside a target box enters
-    assert stats["dsc_detections"] > 0 and 0 < stats["dsc_confident"] <= 1
+    assert stats["dsc_detections"] > 0 and 0 < stats["dsc_confident"] <= 1 and stats["dsc_box_share"] == 1.0
     none = {}
     dsc_step(reduced_model, weak, targets, strong, tau=0.5, score_threshold=1.01, stats=none)
-    assert none == {"dsc_detections": 0.0, "dsc_confident": 0.0}
+    assert none == {"dsc_detections": 0.0, "dsc_confident": 0.0, "dsc_box_share": 0.0}
     assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg",
             "loss_consistency"} == set(losses)
     assert all(math.isfinite(float(v.detach())) for v in losses.values())

@@ -152,3 +152,19 @@ def test_paper_augmentation_moves_every_view_and_the_labels_together():
     assert len(shapes) > 1
     with pytest.raises(ValueError, match="augment must be one of"):
         sph._Sampler([], seed=0, augment="rotate")
+
+
+def test_dsc_with_lambda_zero_is_its_baseline(scenes):
+    """The student's pass on the strong view leaves BatchNorm's running statistics as they were, so
+    with lambda = 0 a DSC run (whose term does run: every detection is a target) is the baseline."""
+    settings = sph.Settings(steps=3, batch=2, device="cpu", tau=0.5, score_threshold=0.0, lam=0.0)
+    base, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0)
+    dsc, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True)
+    assert (dsc.train_history["dsc_detections"] > 0).all()
+    assert all(torch_equal(a, b) for a, b in zip(base.state_dict().values(), dsc.state_dict().values()))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)

@@ -38,6 +38,8 @@ with lambda = 0.1 (Sec. 4.2). How this module reads Eq. 13 (the paper gives no m
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -158,6 +160,29 @@ def weak_detections(model: MaskRCNN, images: Sequence[torch.Tensor], score_thres
     return out
 
 
+@contextlib.contextmanager
+def _running_stats_kept(module: torch.nn.Module):
+    """BatchNorm layers normalise with the batch's statistics as usual, but their running
+    statistics are put back afterwards: the student's pass on the strong view must not move the
+    statistics the model is evaluated with, or a DSC arm would differ from its baseline even
+    with lambda = 0 (the paper's pretrained backbones keep BatchNorm frozen, MMDetection's
+    ``norm_eval``; ours learn from random weights and need running statistics from the weak
+    views the baseline sees)."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and m.training]
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    kept = [[getattr(m, n) for n in names] for m in norms]
+    for m, buffers in zip(norms, kept):  # the pass updates copies (autograd may keep them for backward)
+        for n, b in zip(names, buffers):
+            setattr(m, n, b.clone())
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, kept):
+            for n, b in zip(names, buffers):
+                setattr(m, n, b)
+
+
 def student_mask_probs(model: MaskRCNN, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor],
                        labels: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[tuple[int, int]]]:
     """The student of Eq. 13: mask probabilities (N_i, 28, 28) of class ``labels`` for ``boxes``
@@ -169,7 +194,8 @@ def student_mask_probs(model: MaskRCNN, images: Sequence[torch.Tensor], boxes: S
     counts = [len(b) for b in boxes]
     if sum(counts) == 0:
         return [batch.tensors.new_zeros((0, 28, 28)) for _ in boxes], batch.image_sizes
-    features = model.backbone(batch.tensors)
+    with _running_stats_kept(model.backbone):
+        features = model.backbone(batch.tensors)
     heads = model.roi_heads
     x = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, list(boxes), batch.image_sizes)))
     cls = torch.cat(list(labels))

@@ -13,7 +13,8 @@ stability above 0.8, pseudo-label them with the last checkpoint and train again 
 labelled + reliable (ST++'s re-training, which Sec. 3.3 follows). :func:`evaluate` gives Table 1's
 COCO metrics on held-out stacks (their weak views: the paper evaluates on SBS-stacked images).
 
-Every model trains on whole images with random flips, Adam as in Sec. 4.2 (lr 1e-3, weight
+Every model trains on whole images with random flips (``augment="paper"``: Sec. 4.2's rotation,
+flip and crop), Adam as in Sec. 4.2 (lr 1e-3, weight
 decay 1e-4, decay by 0.1), in fp32 (bf16 would round box coordinates to about a pixel). Adam is
 torch's fused implementation on every device (on 2 CPU cores its step takes 7 ms instead of 50 ms
 for the ResNet-18 model, a tenth of an update).
@@ -403,10 +404,15 @@ def train_ssc(scenes: Sequence[Scene], unlabelled: Sequence[Scene], settings: Se
     return model, {"stability": np.asarray(stability), "reliable": np.asarray(keep), "first": first}
 
 
-def evaluate(model, scenes: Sequence[Scene], view: str = "weak") -> dict[str, float]:
-    """Table 1's metrics (:func:`table1_ap`) on the ``view`` images of labelled held-out scenes."""
+def evaluate(model, scenes: Sequence[Scene], view: str = "weak", per_image: bool = False) -> dict[str, Any]:
+    """Table 1's metrics (:func:`table1_ap`) on the ``view`` images of labelled held-out scenes;
+    ``per_image`` adds ``mask_AP_images``, each scene's own mask mAP (a unit per stack)."""
     preds = predict(model, [getattr(sc, view) for sc in scenes])
-    return _scores(scenes, [instances_from_detections(p) for p in preds])
+    instances = [instances_from_detections(p) for p in preds]
+    scores: dict[str, Any] = _scores(scenes, instances)
+    if per_image:
+        scores["mask_AP_images"] = [_scores([sc], [inst])["mask_AP"] for sc, inst in zip(scenes, instances)]
+    return scores
 
 
 def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, features: Sequence[int] | None = None,
@@ -500,7 +506,8 @@ def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Seque
 
     ``probe_views``: ``{name: (scenes, view)}`` more test sets the baseline is scored on (e.g. the
     oracle's and the all-slice views of the test stacks: is the all-slice view harder for the
-    detector?), as ``<name>_<metric>`` columns of the baseline's row.
+    detector?), as ``<name>_<metric>`` columns of the baseline's row, with each test stack's own
+    mask mAP (``<name>_mask_AP_images``, and ``weak_mask_AP_images`` on ``test``).
     """
     rows = []
     rounds: dict[bool, tuple[Any, list[dict[str, torch.Tensor]]]] = {}
@@ -533,8 +540,11 @@ def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Seque
             model = rounds[dsc][0]
         if not dsc and not ssc and probe_views:
             for view_name, (scenes_, view) in probe_views.items():
-                extra.update({f"{view_name}_{k}": v for k, v in evaluate(model, scenes_, view).items()})
-        rows.append({"arm": name, "seed": seed, **evaluate(model, test), **extra})
+                extra.update({f"{view_name}_{k}": v for k, v in evaluate(model, scenes_, view, True).items()})
+        scores = evaluate(model, test, per_image="oracle_mask_AP" in extra or "strong_mask_AP" in extra)
+        if "mask_AP_images" in scores:
+            extra["weak_mask_AP_images"] = scores.pop("mask_AP_images")
+        rows.append({"arm": name, "seed": seed, **scores, **extra})
     return rows
 
 
