@@ -13,8 +13,8 @@ stability above 0.8, pseudo-label them with the last checkpoint and train again 
 labelled + reliable (ST++'s re-training, which Sec. 3.3 follows). :func:`evaluate` gives Table 1's
 COCO metrics on held-out stacks (their weak views: the paper evaluates on SBS-stacked images).
 
-Every model trains on whole images with random flips (``augment="paper"``: Sec. 4.2's rotation,
-flip and crop), Adam as in Sec. 4.2 (lr 1e-3, weight
+Every model trains on whole images with random flips (or, ``augment="paper"``, Sec. 4.2's
+rotation, flip and crop), Adam as in Sec. 4.2 (lr 1e-3, weight
 decay 1e-4, decay by 0.1), in fp32 (bf16 would round box coordinates to about a pixel). Adam is
 torch's fused implementation on every device (on 2 CPU cores its step takes 7 ms instead of 50 ms
 for the ResNet-18 model, a tenth of an update).
@@ -210,8 +210,8 @@ def _flip(x: torch.Tensor, dims: list[int]) -> torch.Tensor:
     return torch.flip(x, dims) if dims else x
 
 
-#: Training augmentations: ``"flip"`` (random horizontal and vertical flips, what the published
-#: Table 1-2 runs used) or ``"paper"`` (Sec. 4.2's rotation, flip and crop: a random multiple of
+#: Training augmentations: ``"flip"`` (random horizontal and vertical flips, what Table 1 and the
+#: k sweep use) or ``"paper"`` (Sec. 4.2's rotation, flip and crop: a random multiple of
 #: 90 degrees, the flips, and a random square window of 3/4 to all of the side).
 AUGMENTS = ("flip", "paper")
 
