@@ -161,10 +161,4 @@ def test_dsc_with_lambda_zero_is_its_baseline(scenes):
     base, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0)
     dsc, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True)
     assert (dsc.train_history["dsc_detections"] > 0).all()
-    assert all(torch_equal(a, b) for a, b in zip(base.state_dict().values(), dsc.state_dict().values()))
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return torch.equal(a, b)
+    assert _same_weights(base, dsc)

@@ -194,20 +194,20 @@ def judge_table2(results: pd.DataFrame, offered: int, seconds_per_seed: float | 
     its part reading under "reading")."""
     from ...publish import report
     from ...publish.decision import decide
-    from .train import factorial_effects
+    from ...publish.report import paired_effect
+    from .train import ARMS, factorial_differences
 
-    scaled = results.assign(mask_AP=100 * results["mask_AP"])
-    effects = factorial_effects(scaled, "mask_AP")
-    parts = {"DSC": 1.60, "SSC": 1.86, "interaction": 0.74}  # Table 2, as the registration's note gives them
-    by = {(d, s): _arm(scaled, d, s, _arms())["mask_AP"] for _, d, s in _arms()}
-    base, ssc, dsc, both = by[False, False], by[False, True], by[True, False], by[True, True]
-    diffs = {"DSC": ((dsc - base) + (both - ssc)) / 2, "SSC": ((ssc - base) + (both - dsc)) / 2,
-             "interaction": (both - ssc) - (dsc - base)}
+    diffs = factorial_differences(results.assign(mask_AP=100 * results["mask_AP"]), "mask_AP")
+    effects = {name: paired_effect(diff) for name, diff in diffs.items()}
+    paper = {"arm": [a for a, _, _ in ARMS],
+             "mask_AP": [report.reported_value("spheroid", "2", a, "mask mAP@[.5:.95] (%)") for a, _, _ in ARMS]}
+    parts = {name: float(d.iloc[0]) for name, d in
+             factorial_differences(pd.DataFrame({**paper, "seed": 0}), "mask_AP").items() if name != "both"}
     for name, paper in parts.items():
         effects[name]["reading"] = decide(diffs[name].to_numpy(), test="superiority", paper_effect=paper).verdict
     note = "; ".join(f"{name} {effects[name]['mean']:+.2f} [{effects[name]['low']:+.2f}, {effects[name]['high']:+.2f}] "
                      f"(paper {parts[name]:+.2f}: {effects[name]['reading']})" for name in parts)
-    report.judge("spheroid-C6", (both - base).to_numpy(), gates=c6_gates(results, offered), digits=2,
+    report.judge("spheroid-C6", diffs["both"].to_numpy(), gates=c6_gates(results, offered), digits=2,
                  seconds_per_unit=seconds_per_seed,
                  note="parts, mask mAP points, paired over seeds, each read by decide() at the paper's part effect "
                       "(shown, not deciding): " + note)
@@ -230,7 +230,9 @@ def table2_values(results: pd.DataFrame) -> dict[str, float | str]:
     two-run difference (spheroid-C7's yardstick)."""
     from ...publish import tables
 
-    base = _arm(results, False, False, _arms())
+    from .train import ARMS
+
+    base = _arm(results, False, False, ARMS)
     sd = float(100 * base["mask_AP"].std(ddof=1)) if len(base) > 1 else float("nan")
     out: dict[str, float | str] = {"base_map": float(100 * base["mask_AP"].mean()),
                                    "base_ap75": float(100 * base["mask_AP75"].mean()),
@@ -249,9 +251,3 @@ def view_gap(base: pd.DataFrame, a: str, b: str) -> dict[str, float]:
     per_seed = [np.asarray(x, float) - np.asarray(y, float)
                 for x, y in zip(base[f"{a}_mask_AP_images"], base[f"{b}_mask_AP_images"])]
     return _interval(100 * np.mean(per_seed, axis=0))
-
-
-def _arms():
-    from .train import ARMS
-
-    return ARMS

@@ -22,117 +22,21 @@ for the ResNet-18 model, a tenth of an update).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from ...engine.progress import bar as progress_bar
 
-from ...data.types import ZStack
 from ...engine.hardware import adam
 from ...nets.maskrcnn import build_spheroid_maskrcnn, detect, instance_targets
 from ...engine.train import fit, release, seed_everything
 from . import instances_from_detections, table1_ap
+from .views import Scene, make_scenes, rankings, shared_scenes
 from .dsc import LAMBDA, TAU, dsc_step
 from .ssc import TAU as SSC_TAU
 from .ssc import checkpoint_epochs, pseudo_targets, select_reliable
-
-
-@dataclass
-class Scene:
-    """The views of one stack (see the module docstring) and its labels; images in [0, 1]."""
-
-    name: str
-    weak: np.ndarray
-    strong: np.ndarray
-    sparse: np.ndarray
-    labels: np.ndarray | None
-    classes: dict[int, int] = field(default_factory=dict)
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
-
-
-def rankings(stacks: Sequence[ZStack], normalize: str = "stack", progress: bool = True,
-             **blur_kwargs: Any) -> list[np.ndarray]:
-    """Each stack's slices, best first by the Eq. 9 scores of its blur maps (``normalize`` as in
-    :func:`make_scenes`): computed once, they serve every ``k``. ``normalize="oracle"``: the
-    depth oracle's order instead (the slices holding the most object pixels in focus, from a
-    synthetic stack's known depth map; a control, not a method)."""
-    from ...stacking import blur_map, slice_scores
-    from ...stacking.quality import oracle_order
-
-    if normalize == "oracle":
-        missing = [s.name for s in stacks if s.depth is None]
-        if missing:
-            raise ValueError(f"the oracle order needs each stack's depth map; {missing[0]} has none")
-        return [oracle_order(s.depth, len(s.stack)) for s in stacks]
-    return [np.argsort(-slice_scores(blur_map(s.stack, normalize=normalize, **blur_kwargs)), kind="stable")
-            for s in progress_bar(stacks, desc="blur maps", unit="stack", disable=not progress)]
-
-
-def _stored_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str,
-                   stand_in: dict[str, Any]) -> list[Scene]:
-    from ... import data
-
-    return make_scenes(data.load(dataset, n=n, seed=seed, **stand_in), k, sparse_k, normalize)
-
-
-def shared_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str = "stack",
-                  data_root: str | None = None, first: int = 0, **stand_in: Any) -> list[Scene]:
-    """The views of ``n`` stacks of ``dataset`` generated with ``seed`` and the ``stand_in``
-    parameters (size, slices, scene, ...), computed once and kept in the shared-work cache
-    (:mod:`cellrepro.engine.cache`): a test set that every seed and notebook scores on costs its
-    blur maps once. With ``data_root`` the stacks are read from that folder instead (not cached;
-    ``seed`` and ``stand_in`` unused) and ``n`` of them from its ``first`` are used."""
-    from ... import data
-    from ...engine.cache import shared
-
-    if data_root is not None:
-        stacks = data.load(dataset, data_root=data_root)
-        if len(stacks) < first + n:
-            raise ValueError(f"{data_root} holds {len(stacks)} stacks; stacks {first} to {first + n - 1} are needed")
-        return make_scenes(stacks[first:first + n], k, sparse_k, normalize)
-    global _cached_scenes
-    if _cached_scenes is None:
-        _cached_scenes = shared(_stored_scenes)
-    return _cached_scenes(dataset, n, seed, k, sparse_k, normalize, dict(stand_in))
-
-
-_cached_scenes = None
-
-
-def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str = "stack", progress: bool = True,
-                orders: Sequence[np.ndarray] | None = None, **blur_kwargs: Any) -> list[Scene]:
-    """The weak, strong and sparse views of every stack (one computation of the blur maps each).
-
-    ``normalize`` chooses the blur maps that rank the slices: ``"stack"`` (default) ranks them
-    in focus order on the synthetic stacks, the paper's per-slice HiFST maps (``"slice"``) rank
-    them nearly in reverse (see the stacking section), which would make the weak view the worst
-    one; the choice is a parameter of every notebook that trains. ``orders`` (from
-    :func:`rankings`) skips the blur maps.
-    """
-    from ...stacking import focus_stack
-
-    if not 1 <= sparse_k < k:
-        raise ValueError(f"sparse_k must be between 1 and k - 1 = {k - 1}, got {sparse_k}")
-    for s in stacks:
-        if k > len(s.stack):
-            raise ValueError(f"{s.name}: k = {k} but the stack has {len(s.stack)} slices")
-    orders = orders if orders is not None else rankings(stacks, normalize, progress, **blur_kwargs)
-    scenes = []
-    for s, order in zip(stacks, orders):
-
-        def stacked(n: int) -> np.ndarray:
-            keep = np.sort(order[:n])
-            return s.stack[keep[0]] if n == 1 else focus_stack(s.stack[keep], align_slices=False)
-
-        scenes.append(Scene(s.name, _unit(stacked(k)), _unit(focus_stack(s.stack, align_slices=False)),
-                            _unit(stacked(sparse_k)), s.labels, dict(s.classes)))
-    return scenes
 
 
 def spread_ratio(values: Sequence[Sequence[float]], reference: Sequence[float],
@@ -548,18 +452,24 @@ def run_arms(labelled: Sequence[Scene], unlabelled: Sequence[Scene], test: Seque
     return rows
 
 
-def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str, bool, bool]] = ARMS
-                      ) -> dict[str, dict[str, float]]:
-    """Main effects of DSC and SSC and their interaction in a 2 x 2 table (rows per arm and seed),
-    paired over seeds: DSC = mean over SSC levels of (with - without); interaction = (both - SSC) -
-    (DSC - baseline); ``both``: both - baseline."""
-    from ...publish.report import paired_effect
-
+def factorial_differences(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str, bool, bool]] = ARMS
+                          ) -> dict[str, pd.Series]:
+    """The per-seed differences of a 2 x 2 table (rows per arm and seed), indexed by seed: DSC = mean
+    over SSC levels of (with - without), SSC likewise, interaction = (both - SSC) - (DSC -
+    baseline), ``both`` = both - baseline."""
     by = {(dsc, ssc): table[table["arm"] == name].set_index("seed")[metric] for name, dsc, ssc in arms}
     base, s, d, both = by[False, False], by[False, True], by[True, False], by[True, True]
-    return {"DSC": paired_effect(((d - base) + (both - s)) / 2), "SSC": paired_effect(((s - base) + (both - d)) / 2),
-            "interaction": paired_effect((both - s) - (d - base)), "both": paired_effect(both - base)}
+    return {"DSC": ((d - base) + (both - s)) / 2, "SSC": ((s - base) + (both - d)) / 2,
+            "interaction": (both - s) - (d - base), "both": both - base}
 
 
-__all__ = ["ARMS", "AUGMENTS", "Scene", "Settings", "dsc_activity", "evaluate", "evaluate_unetpp", "factorial_effects", "make_scenes", "predict",
+def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str, bool, bool]] = ARMS
+                      ) -> dict[str, dict[str, float]]:
+    """:func:`factorial_differences` paired over seeds (mean and t-interval of each)."""
+    from ...publish.report import paired_effect
+
+    return {name: paired_effect(diff) for name, diff in factorial_differences(table, metric, arms).items()}
+
+
+__all__ = ["ARMS", "AUGMENTS", "Scene", "Settings", "dsc_activity", "evaluate", "evaluate_unetpp", "factorial_differences", "factorial_effects", "make_scenes", "predict",
            "rankings", "run_arms", "shared_scenes", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp"]
