@@ -95,6 +95,8 @@ def test_c6_is_the_combined_effect_with_every_registered_gate(judged):
     assert not not_measured(entry) and entry["verdict"] == "holds"
     assert effects["DSC"]["mean"] == pytest.approx(2.5, abs=0.3) and effects["interaction"]["mean"] == pytest.approx(0, abs=0.5)
     assert all(effects[p]["reading"] in entry["note"] for p in ("DSC", "SSC", "interaction"))
+    # the paper's parts from its Table 2, averaged the same way: DSC (1.60 + 2.34) / 2, SSC (1.86 + 2.60) / 2
+    assert [round(effects[p]["paper"], 2) for p in ("DSC", "SSC", "interaction", "both")] == [1.97, 2.23, 0.74, 4.2]
 
 
 @pytest.mark.parametrize("change, failed", [

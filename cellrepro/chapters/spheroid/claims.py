@@ -191,7 +191,8 @@ def judge_table2(results: pd.DataFrame, offered: int, seconds_per_seed: float | 
     main effects, interaction) are read with :func:`~cellrepro.publish.decision.decide` at the
     paper's part effects and shown in the note and returned; they do not change the recorded
     verdict. Returns ``{name: effect}`` for "DSC", "SSC", "interaction", "both" (points, each with
-    its part reading under "reading")."""
+    the paper's value computed from its Table 2 the same way under "paper", and the parts' reading
+    under "reading")."""
     from ...publish import report
     from ...publish.decision import decide
     from ...publish.report import paired_effect
@@ -201,8 +202,11 @@ def judge_table2(results: pd.DataFrame, offered: int, seconds_per_seed: float | 
     effects = {name: paired_effect(diff) for name, diff in diffs.items()}
     paper = {"arm": [a for a, _, _ in ARMS],
              "mask_AP": [report.reported_value("spheroid", "2", a, "mask mAP@[.5:.95] (%)") for a, _, _ in ARMS]}
-    parts = {name: float(d.iloc[0]) for name, d in
-             factorial_differences(pd.DataFrame({**paper, "seed": 0}), "mask_AP").items() if name != "both"}
+    table2 = {name: float(d.iloc[0]) for name, d in factorial_differences(pd.DataFrame({**paper, "seed": 0}),
+                                                                           "mask_AP").items()}
+    parts = {name: value for name, value in table2.items() if name != "both"}
+    for name, value in table2.items():
+        effects[name]["paper"] = value
     for name, paper in parts.items():
         effects[name]["reading"] = decide(diffs[name].to_numpy(), test="superiority", paper_effect=paper).verdict
     note = "; ".join(f"{name} {effects[name]['mean']:+.2f} [{effects[name]['low']:+.2f}, {effects[name]['high']:+.2f}] "
