@@ -120,3 +120,95 @@ def test_table2_values_and_c7_is_recorded_as_not_testable():
     assert values["noise_range"] == pytest.approx(1.96 * np.sqrt(2) * values["baseline_sd"])
     claims.judge_table2(results, offered=10)
     assert _SESSION["spheroid-C7"]["verdict"] == "not testable here"
+
+
+def table1(gain: float = 3.0, weak_gap: float = 5.0, base: float = 0.4, loss_share: float = 0.05,
+           unet_ap50: float = 0.5, n: int = 6, backbones=("r18",), seed: int = 0) -> pd.DataFrame:
+    """Rows as Table 1's notebook gives them: DSC adds ``gain`` points of mask mAP, half of it at
+    AP50 and all at AP75; the baseline's SBS views score ``weak_gap`` points above its all-slice views."""
+    from cellrepro.chapters.spheroid.train import TABLE1_ARMS
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n):
+        for bb in backbones:
+            level = base + rng.normal(0, 0.01)
+            for (name, dsc, _) in TABLE1_ARMS:
+                g = dsc * gain / 100 + rng.normal(0, 0.002)
+                row = {"arm": name, "backbone": bb, "seed": s, "mask_AP": level + g, "mask_AP50": level + 0.3 + g / 2,
+                       "mask_AP75": level - 0.1 + g, "bbox_AP": level, "bbox_AP50": level + 0.3}
+                if dsc:
+                    row.update(dsc_box_share=0.3, dsc_loss_share=loss_share)
+                else:
+                    weak = level + rng.normal(0, 0.05, 20)
+                    row.update(weak_mask_AP_images=list(weak),
+                               strong_mask_AP_images=list(weak - weak_gap / 100 + rng.normal(0, 0.02, 20)))
+                rows.append(row)
+        rows.append({"arm": claims.UNETPP, "backbone": "plain", "seed": s, "mask_AP": 0.3, "dice": 0.7,
+                     "mask_AP50": unet_ap50 + rng.normal(0, 0.01), "mask_AP75": 0.2})
+    return pd.DataFrame(rows)
+
+
+def test_table1_claims_are_the_registered_differences_with_every_gate(judged):
+    results = table1(backbones=("r18", "r50"))
+    values = claims.judge_table1(results, seconds_per_seed=100.0)
+    by = {c: (d, e) for c, d, _, e in judged}
+    assert list(by) == ["spheroid-C3", "spheroid-C5", "spheroid-C8"]
+    assert all(not not_measured(e) for _, e in by.values())
+    base, dsc = (results[results["arm"] == a] for a in results["arm"].unique()[:2])
+    pooled = 100 * (dsc.groupby("seed")["mask_AP"].mean() - base.groupby("seed")["mask_AP"].mean())
+    np.testing.assert_allclose(by["spheroid-C3"][0], pooled.to_numpy())
+    assert by["spheroid-C3"][1]["verdict"] == "holds" and "r50" in by["spheroid-C3"][1]["note"]
+    unet = 100 * results[results["arm"] == claims.UNETPP].set_index("seed")["mask_AP50"]
+    first = 100 * dsc[dsc["backbone"] == "r18"].set_index("seed")["mask_AP50"]
+    np.testing.assert_allclose(by["spheroid-C5"][0], (first - unet).to_numpy())
+    assert values["c8"] == pytest.approx(1.5, abs=0.3)  # the AP75 gain (3) minus the AP50 gain (1.5)
+    assert values["weak_gap"] == pytest.approx(5.0, abs=1.0) and values["unet_dice"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("change, claim, failed", [
+    ({"weak_gap": -5.0}, "spheroid-C3", "phenomenon present (SBS view easier for the detector than the all-slice view), 95% low"),
+    ({"base": 0.12}, "spheroid-C3", "reference off floor and ceiling"),
+    ({"loss_share": 0.001}, "spheroid-C5", "treatment engaged (DSC consistency acts), loss share"),
+    ({"unet_ap50": 0.02}, "spheroid-C5", "reference off floor and ceiling"),
+    ({"base": 0.02}, "spheroid-C8", "reference off floor and ceiling")])
+def test_table1_claims_are_not_testable_when_a_gate_fails_whatever_dsc_gained(judged, change, claim, failed):
+    claims.judge_table1(table1(gain=10.0, **change))
+    entry = dict((c, e) for c, _, _, e in judged)[claim]
+    assert entry["verdict"] == "not testable here" and failed in [g["name"] for g in entry["failed_gates"]]
+
+
+def test_table1_cells_put_resnet18_in_the_papers_resnet50_rows():
+    cells = claims.table1_cells(table1(n=2))
+    assert ("DSCMask R-CNN, R50-FPN", "mask mAP@[.5:.95]") in cells and ("Mask R-CNN, R50-FPN", "bbox AP50") in cells
+    assert ("Ngo TKN [15], R50", "mask AP50") in cells and ("Ngo TKN [15], R50", "bbox AP50") not in cells
+
+
+def sweep(extra_spread: float, sparse_level: float = 0.3, ssim_gap: float = 0.05, n: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"k": k, "seed": s, "ssim_cells": 0.6 - (k == 2) * ssim_gap,
+                          "mask_AP": (sparse_level if k == 2 else 0.3) + rng.normal(0, 0.01 + (k == 2) * extra_spread)}
+                         for s in range(n) for k in (2, 8)])
+
+
+def test_c9_is_the_paired_brown_forsythe_contrast(judged):
+    results = sweep(extra_spread=0.05)
+    out = claims.judge_k_sweep(results, 2, 8, seconds_per_seed=50.0)
+    (claim, paired, _, entry), = judged
+    dev = {k: (100 * g.set_index("seed")["mask_AP"] - 100 * g["mask_AP"].median()).abs() for k, g in results.groupby("k")}
+    np.testing.assert_allclose(paired, (dev[2] - dev[8]).to_numpy())
+    assert claim == "spheroid-C9" and not not_measured(entry) and entry["verdict"] == "holds"
+    assert out["sd_sparse"] > out["sd_reference"] and out["sd_ratio"] > 1
+
+
+@pytest.mark.parametrize("change, failed", [({"sparse_level": 0.05}, "treatment arm off floor and ceiling"),
+                                            ({"ssim_gap": 0.0}, "treatment engaged")])
+def test_c9_is_not_testable_on_the_floor_or_when_the_views_do_not_differ(judged, change, failed):
+    claims.judge_k_sweep(sweep(extra_spread=0.05, **change), 2, 8)
+    entry = judged[0][3]
+    assert entry["verdict"] == "not testable here" and failed in [g["name"] for g in entry["failed_gates"]]
+
+
+def test_c9_refuses_two_seeds_whose_spread_is_one_number():
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        claims.judge_k_sweep(sweep(extra_spread=0.05, n=2), 2, 8)

@@ -42,7 +42,7 @@ def test_unetpp_baseline_trains_and_is_scored_like_mask_rcnn(scenes):
     model = sph.train_unetpp(scenes[:2], settings, seed=0, features=SMALL_FEATURES)
     assert len(model.train_history) == 2 and np.isfinite(model.train_history["loss"]).all()
     scores = sph.evaluate_unetpp(model, scenes[2:])
-    assert set(scores) == {"bbox_AP", "bbox_AP50", "bbox_AP75", "mask_AP", "mask_AP50", "mask_AP75"}
+    assert set(scores) == {"bbox_AP", "bbox_AP50", "bbox_AP75", "mask_AP", "mask_AP50", "mask_AP75", "dice"}
 
 
 def test_factorial_effects_on_a_hand_made_table():
@@ -162,3 +162,42 @@ def test_dsc_with_lambda_zero_is_its_baseline(scenes):
     dsc, _ = sph.train_maskrcnn(scenes[:2], settings, seed=0, dsc=True)
     assert (dsc.train_history["dsc_detections"] > 0).all()
     assert _same_weights(base, dsc)
+
+
+def test_shared_scenes_rank_each_stack_once_for_every_k(monkeypatch, tmp_path):
+    from cellrepro.chapters.spheroid import views
+
+    monkeypatch.setenv("CELLREPRO_CACHE", str(tmp_path))
+    monkeypatch.setattr(views, "_cached_orders", None)
+    calls, real = [], views.rankings
+    monkeypatch.setattr(views, "rankings", lambda stacks, *a, **kw: calls.append(len(stacks)) or real(stacks, *a, **kw))
+    stand_in = {"size": 32, "slices": 5}
+    by_k = {k: views.shared_scenes("dic-spheroid", 2, 3, k, 1, "stack", **stand_in) for k in (2, 4)}
+    assert calls == [2]  # the blur maps of the two stacks, once for both k
+    from cellrepro import data
+
+    stacks = data.load("dic-spheroid", n=2, seed=3, **stand_in)
+    for k, scenes in by_k.items():
+        expected = views.make_scenes(stacks, k, 1, "stack", progress=False)
+        for got, want, stack in zip(scenes, expected, stacks):
+            np.testing.assert_array_equal(got.weak, want.weak)
+            np.testing.assert_array_equal(got.in_focus, stack.in_focus)
+    assert not np.array_equal(by_k[2][0].weak, by_k[4][0].weak)
+
+
+def test_view_ssim_is_one_on_the_truth_and_lower_on_a_blurred_view(scenes):
+    from dataclasses import replace
+
+    truth = [replace(sc, weak=sc.in_focus) for sc in scenes]
+    assert sph.view_ssim(truth) == pytest.approx(1.0)
+    assert sph.view_ssim(scenes, "strong") < 1.0
+    assert np.isnan(sph.view_ssim([replace(scenes[0], in_focus=None)]))
+
+
+def test_unetpp_trains_on_the_papers_crops_of_different_sizes_and_reports_its_dice(scenes):
+    from cellrepro.chapters.spheroid.unetpp import SMALL_FEATURES
+
+    settings = sph.Settings(steps=3, batch=3, device="cpu", augment="paper")
+    model = sph.train_unetpp(scenes, settings, seed=1, features=SMALL_FEATURES)
+    assert np.isfinite(model.train_history["loss"]).all()
+    assert 0.0 <= sph.evaluate_unetpp(model, scenes)["dice"] <= 1.0

@@ -147,6 +147,22 @@ def _arm(results: pd.DataFrame, dsc: bool, ssc: bool, arms) -> pd.DataFrame:
     return results[results["arm"] == name].set_index("seed").sort_index()
 
 
+def dsc_gates(results: pd.DataFrame, arms=None) -> list[Gate]:
+    """The registered gates on DSC's engagement (spheroid-C3, -C5, -C6, -C8): over the last 10 %
+    of updates, at least 5 % of the target boxes' pixels enter Eq. 13 and the consistency term is
+    at least 1 % of the loss (:func:`~.train.dsc_activity`; mean over seeds, the lowest DSC arm
+    and backbone)."""
+    from .train import ARMS
+
+    rows = results[results["arm"].isin([a for a, d, _ in arms or ARMS if d])]
+    keys = ["arm", "backbone"] if "backbone" in rows else ["arm"]
+    by = rows.groupby(keys)[["dsc_box_share", "dsc_loss_share"]].mean()
+    return [gate("treatment engaged (DSC consistency acts), box pixels", float(by["dsc_box_share"].min()),
+                 at_least=0.05),
+            gate("treatment engaged (DSC consistency acts), loss share", float(by["dsc_loss_share"].min()),
+                 at_least=0.01)]
+
+
 def c6_gates(results: pd.DataFrame, offered: int, arms=None) -> list[Gate]:
     """spheroid-C6's registered gates from :func:`~cellrepro.chapters.spheroid.train.run_arms`'s rows
     (every seed, every arm; ``offered`` unlabelled sparse images per SSC round):
@@ -167,17 +183,12 @@ def c6_gates(results: pd.DataFrame, offered: int, arms=None) -> list[Gate]:
     ssc_rows = results[results["arm"].isin([a for a, _, s in arms if s])]
     kept = ssc_rows["reliable"].to_numpy(float)
     share = kept.sum() / (offered * len(kept)) if len(kept) and offered else float("nan")
-    dsc_rows = results[results["arm"].isin([a for a, d, _ in arms if d])]
-    by_arm = dsc_rows.groupby("arm")[["dsc_box_share", "dsc_loss_share"]].mean()
     base = _arm(results, False, False, arms)
     probe = view_gap(base, "oracle", "strong") if "oracle_mask_AP_images" in base else {"low": None}
     return [gate("treatment engaged (SSC keeps pseudo-labels), every round", float(kept.min()) if len(kept) else None,
                  at_least=1),
             gate("treatment engaged (SSC keeps pseudo-labels), share kept", share, within=(0.1, 0.9)),
-            gate("treatment engaged (DSC consistency acts), box pixels", float(by_arm["dsc_box_share"].min()),
-                 at_least=0.05),
-            gate("treatment engaged (DSC consistency acts), loss share", float(by_arm["dsc_loss_share"].min()),
-                 at_least=0.01),
+            *dsc_gates(results, arms),
             gate("phenomenon present (all-slice view harder for the detector), 95% low", probe["low"],
                  at_least=np.nextafter(0, 1)),
             gate("reference off floor and ceiling", float(100 * base["mask_AP"].mean()), within=(FLOOR_MAP, 90.0)),
@@ -255,3 +266,192 @@ def view_gap(base: pd.DataFrame, a: str, b: str) -> dict[str, float]:
     per_seed = [np.asarray(x, float) - np.asarray(y, float)
                 for x, y in zip(base[f"{a}_mask_AP_images"], base[f"{b}_mask_AP_images"])]
     return _interval(100 * np.mean(per_seed, axis=0))
+
+
+# ---- Table 1: DSC against Mask R-CNN on each backbone (C3), against U-Net++ (C5), at strict IoU (C8) ----
+
+UNETPP = "U-Net++"
+"""The arm name of Table 1's semantic baseline in :func:`judge_table1`'s rows."""
+
+BACKBONE_ROWS = {"r18": "R50-FPN", "r50": "R50-FPN", "r101": "R101-FPN", "x101_32x4d": "X101-32x4d",
+                 "x101_64x4d": "X101-64x4d"}
+"""The paper's Table 1 row each backbone stands in: the CPU-sized ResNet-18 sits in the ResNet-50 rows."""
+
+
+def _table1_arms():
+    from .train import TABLE1_ARMS  # here, not at the top: this module stays free of torch
+
+    return TABLE1_ARMS
+
+
+def _points(results: pd.DataFrame, arm: str, metric: str, backbone: str | None = None) -> pd.Series:
+    rows = results[results["arm"] == arm]
+    if backbone is not None:
+        rows = rows[rows["backbone"] == backbone]
+    return 100 * rows.set_index("seed").sort_index()[metric].astype(float)
+
+
+def dsc_gains(results: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
+    """Per backbone, DSCMask R-CNN minus Mask R-CNN in ``metric`` (points) per seed, and ``pooled``:
+    their mean over the backbones run (spheroid-C3's unit: a seed, every backbone of it paired)."""
+    (base, _, _), (dsc, _, _) = _table1_arms()
+    backbones = [b for b in results["backbone"].unique() if b != "plain"]
+    gains = {b: _points(results, dsc, metric, b) - _points(results, base, metric, b) for b in backbones}
+    return {**gains, "pooled": sum(gains.values()) / len(gains)}
+
+
+def _baselines(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    (base, _, _), _ = _table1_arms()
+    rows = results[results["arm"] == base]
+    return {b: g.set_index("seed").sort_index() for b, g in rows.groupby("backbone", sort=False)}
+
+
+def c3_gates(results: pd.DataFrame) -> list[Gate]:
+    """spheroid-C3's registered gates: DSC engaged (:func:`dsc_gates`); the phenomenon DSC relies
+    on, the SBS (weak) view easier for the detector than the all-slice (strong) view it teaches
+    (the baseline's mask mAP on each shared test stack's weak view minus its strong view, averaged
+    over seeds; the 95 % interval over stacks above 0, on every backbone); the baseline off the
+    floor (mask mAP within [:data:`FLOOR_MAP`, 90] and AP75 >= :data:`FLOOR_AP75` points, the
+    lowest backbone)."""
+    bases = _baselines(results)
+    gaps = [view_gap(b, "weak", "strong")["low"] if "strong_mask_AP_images" in b else None for b in bases.values()]
+    return [*dsc_gates(results, _table1_arms()),
+            gate("phenomenon present (SBS view easier for the detector than the all-slice view), 95% low",
+                 None if None in gaps else float(min(gaps)), at_least=np.nextafter(0, 1)),
+            gate("reference off floor and ceiling", float(min(100 * b["mask_AP"].mean() for b in bases.values())),
+                 within=(FLOOR_MAP, 90.0)),
+            gate("reference off floor (AP75)", float(min(100 * b["mask_AP75"].mean() for b in bases.values())),
+                 at_least=FLOOR_AP75)]
+
+
+def c5_gates(results: pd.DataFrame) -> list[Gate]:
+    """spheroid-C5's registered gates: DSC engaged; U-Net++ segments (foreground Dice >= 0.5, mean
+    over seeds) and its mask AP50 within [10, 95] points."""
+    unet = results[results["arm"] == UNETPP]
+    return [*dsc_gates(results, _table1_arms()),
+            gate("reference engaged (U-Net++ segments)", float(unet["dice"].mean()), at_least=0.5),
+            gate("reference off floor and ceiling", float(100 * unet["mask_AP50"].mean()), within=(10.0, 95.0))]
+
+
+def c8_gates(results: pd.DataFrame) -> list[Gate]:
+    """spheroid-C8's registered gates: DSC engaged; a boundary error to ease (the baseline's mask
+    AP50 - AP75 >= 10 points) and the baseline's AP75 within [5, 90] (the lowest backbone)."""
+    bases = _baselines(results).values()
+    return [*dsc_gates(results, _table1_arms()),
+            gate("phenomenon present (boundary error exists)",
+                 float(min(100 * (b["mask_AP50"] - b["mask_AP75"]).mean() for b in bases)), at_least=10.0),
+            gate("reference off floor and ceiling", float(min(100 * b["mask_AP75"].mean() for b in bases)),
+                 within=(5.0, 90.0))]
+
+
+def judge_table1(results: pd.DataFrame, seconds_per_seed: float | None = None) -> dict[str, float | str]:
+    """spheroid-C3, -C5 and -C8 from Table 1's rows (:func:`~.train.run_arms` rows for Mask R-CNN and
+    DSCMask R-CNN with a ``backbone`` column, and :data:`UNETPP` rows from
+    :func:`~.train.evaluate_unetpp`, backbone ``"plain"``), each through
+    :func:`~cellrepro.publish.report.judge` with its registered gates; units are seeds.
+
+    * C3: DSC - Mask R-CNN mask mAP (points), the mean over the backbones run; each backbone's own
+      reading by :func:`~cellrepro.publish.decision.decide` is in the note (not deciding);
+    * C5: DSC (first backbone) - U-Net++ mask AP50 (points); Mask R-CNN - U-Net++ in the note;
+    * C8: DSC's gain in mask AP75 minus its gain in AP50 (points), mean over the backbones.
+
+    Returns the values the page states (points): ``c3``, ``c5``, ``c8``, ``box`` (DSC's box mAP
+    gain), ``two_stage`` (Mask R-CNN - U-Net++ AP50), the baselines' ``base_map`` and
+    ``base_ap75`` (first backbone), ``weak_gap`` (SBS view - all-slice view, with ``weak_gap_ci``)
+    and ``unet_dice``."""
+    from ...publish import report, tables
+    from ...publish.decision import decide
+    from ...publish.report import paired_effect
+
+    mask = dsc_gains(results, "mask_AP")
+    per_bb = {b: decide(g.to_numpy(), test="superiority", paper_effect=None).verdict
+              for b, g in mask.items() if b != "pooled"}
+    report.judge("spheroid-C3", mask["pooled"].to_numpy(), gates=c3_gates(results), digits=2,
+                 seconds_per_unit=seconds_per_seed,
+                 note="per backbone (decide, shown): " + ", ".join(
+                     f"{b} {mask[b].mean():+.2f} ({v})" for b, v in per_bb.items()))
+    (base, _, _), (dsc, _, _) = _table1_arms()
+    first = next(b for b in results["backbone"].unique() if b != "plain")
+    unet = _points(results, UNETPP, "mask_AP50")
+    c5 = _points(results, dsc, "mask_AP50", first) - unet
+    two_stage = paired_effect((_points(results, base, "mask_AP50", first) - unet).to_numpy())
+    report.judge("spheroid-C5", c5.to_numpy(), gates=c5_gates(results), digits=2, seconds_per_unit=seconds_per_seed,
+                 note=f"Mask R-CNN ({first}) - U-Net++ mask AP50: {tables.fmt_effect(two_stage, 2)} points "
+                      f"(the part of the gap that is two-stage vs semantic); U-Net++ instances: connected "
+                      f"components per class, score = mean class probability")
+    c8 = dsc_gains(results, "mask_AP75")["pooled"] - dsc_gains(results, "mask_AP50")["pooled"]
+    report.judge("spheroid-C8", c8.to_numpy(), gates=c8_gates(results), digits=2, seconds_per_unit=seconds_per_seed,
+                 note="AP75 stands for the strict-boundary reading; boundary IoU not computed")
+    b0 = _baselines(results)[first]
+    gap = view_gap(b0, "weak", "strong") if "strong_mask_AP_images" in b0 else None
+    return {"c3": float(mask["pooled"].mean()), "c5": float(c5.mean()), "c8": float(c8.mean()),
+            "box": float(dsc_gains(results, "bbox_AP")["pooled"].mean()), "two_stage": two_stage["mean"],
+            "base_map": float(100 * b0["mask_AP"].mean()), "base_ap75": float(100 * b0["mask_AP75"].mean()),
+            "weak_gap": gap["mean"] if gap else float("nan"),
+            "weak_gap_ci": tables.fmt_interval(gap["low"], gap["high"], gap["n"], 1, "stacks") if gap else "not measured",
+            "unet_dice": float(results.loc[results["arm"] == UNETPP, "dice"].mean())}
+
+
+def table1_cells(results: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
+    """This run's values in the paper's Table 1 cells (``{(row, column): per-seed values}``) for
+    :func:`~cellrepro.publish.report.compare`: each backbone in its :data:`BACKBONE_ROWS` row,
+    U-Net++ in the "Ngo TKN [15], R50" row (mask columns only; the paper's U-Net++ reports no boxes)."""
+    (base, _, _), (dsc, _, _) = _table1_arms()
+    columns = {"bbox_AP": "bbox mAP@[.5:.95]", "bbox_AP50": "bbox AP50", "mask_AP": "mask mAP@[.5:.95]",
+               "mask_AP50": "mask AP50"}
+    method = {base: "Mask R-CNN", dsc: "DSCMask R-CNN"}
+    cells = {}
+    for (arm, bb), g in results.groupby(["arm", "backbone"], sort=False):
+        row = "Ngo TKN [15], R50" if arm == UNETPP else f"{method[arm]}, {BACKBONE_ROWS[bb]}"
+        for col, name in columns.items():
+            if arm != UNETPP or col.startswith("mask"):
+                cells[row, name] = g.sort_values("seed")[col].tolist()
+    return cells
+
+
+# ---- the k sweep: do sparse stacks make training less stable (C9)? ----
+
+def brown_forsythe(results: pd.DataFrame, k: int, metric: str = "mask_AP") -> pd.Series:
+    """Per seed, the absolute deviation of ``metric`` (points) at ``k`` from its median over the
+    seeds (Brown-Forsythe's spread of one arm)."""
+    x = 100 * results[results["k"] == k].set_index("seed").sort_index()[metric].astype(float)
+    return (x - x.median()).abs()
+
+
+def c9_gates(results: pd.DataFrame, sparse: int, reference: int) -> list[Gate]:
+    """spheroid-C9's registered gates: the ``sparse`` view differs from the ``reference`` one (SSIM
+    on the cells against the all-in-focus truth, mean over training stacks and seeds, |difference|
+    >= 0.01; column ``ssim_cells``), there is seed-to-seed spread to compare (SD of mask mAP at
+    ``reference`` >= 0.2 points), and both arms are off the floor and the ceiling (mask mAP within
+    [10, 90] points, mean over seeds)."""
+    at = {k: results[results["k"] == k] for k in (sparse, reference)}
+    ssim = {k: float(g["ssim_cells"].mean()) for k, g in at.items()}
+    return [gate("treatment engaged", abs(ssim[sparse] - ssim[reference]), at_least=0.01),
+            gate("phenomenon present", float(100 * at[reference]["mask_AP"].std(ddof=1)), at_least=0.2),
+            gate("reference off floor and ceiling", float(100 * at[reference]["mask_AP"].mean()), within=(10.0, 90.0)),
+            gate("treatment arm off floor and ceiling", float(100 * at[sparse]["mask_AP"].mean()), within=(10.0, 90.0))]
+
+
+def judge_k_sweep(results: pd.DataFrame, sparse: int, reference: int,
+                  seconds_per_seed: float | None = None) -> dict[str, float]:
+    """spheroid-C9 from the k sweep's rows (``k``, ``seed``, Table 1's metrics, ``ssim_cells``):
+    the paired Brown-Forsythe contrast, per seed |mask mAP - its arm's median| at ``sparse`` minus
+    at ``reference`` (points), through :func:`~cellrepro.publish.report.judge`; the SD ratio with
+    its F interval (:func:`~.train.spread_ratio`) in the note. Returns ``contrast``, ``sd_ratio``
+    and each arm's seed SD (``sd_sparse``, ``sd_reference``, points)."""
+    from ...publish import report
+    from .train import spread_ratio
+
+    seeds = results["seed"].nunique()
+    if seeds < 3:
+        raise ValueError(f"spheroid-C9 needs at least 3 seeds, got {seeds}: with 2, both seeds' deviations from "
+                         "their median are equal and the interval collapses to a point")
+    contrast = brown_forsythe(results, sparse) - brown_forsythe(results, reference)
+    per_k = {k: results[results["k"] == k].sort_values("seed")["mask_AP"].to_numpy(float) for k in (sparse, reference)}
+    ratio = spread_ratio([per_k[sparse]], per_k[reference])
+    report.judge("spheroid-C9", contrast.to_numpy(), gates=c9_gates(results, sparse, reference), digits=2,
+                 seconds_per_unit=seconds_per_seed,
+                 note=f"seed SD at k = {sparse} / at k = {reference}: {ratio['mean']:.2f} "
+                      f"(F interval [{ratio['low']:.2f}, {ratio['high']:.2f}]), shown, not judged")
+    return {"contrast": float(contrast.mean()), "sd_ratio": ratio["mean"],
+            "sd_sparse": float(100 * per_k[sparse].std(ddof=1)), "sd_reference": float(100 * per_k[reference].std(ddof=1))}

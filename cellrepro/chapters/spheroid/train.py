@@ -33,7 +33,7 @@ from ...engine.hardware import adam
 from ...nets.maskrcnn import build_spheroid_maskrcnn, detect, instance_targets
 from ...engine.train import fit, release, seed_everything
 from . import instances_from_detections, table1_ap
-from .views import Scene, make_scenes, rankings, shared_scenes
+from .views import Scene, make_scenes, rankings, shared_scenes, view_ssim
 from .dsc import LAMBDA, TAU, dsc_step
 from .ssc import TAU as SSC_TAU
 from .ssc import checkpoint_epochs, pseudo_targets, select_reliable
@@ -322,8 +322,10 @@ def evaluate(model, scenes: Sequence[Scene], view: str = "weak", per_image: bool
 def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, features: Sequence[int] | None = None,
                  progress: bool = False):
     """The U-Net++ baseline (Table 1's Ngo et al. rows) on the weak views: per-pixel softmax over
-    background and the three classes, cross entropy, the same optimizer, schedule and flips as
-    :func:`train_maskrcnn`. Returns the model (CPU, eval mode) with ``train_history``."""
+    background and the three classes, cross entropy, the same optimizer, schedule and augmentation
+    as :func:`train_maskrcnn` (the paper's crops of a batch zero-padded at the bottom and right to
+    the largest, labelled background, as torchvision's Mask R-CNN batches its images). Returns the
+    model (CPU, eval mode) with ``train_history``."""
     from .unetpp import FEATURES, build_unetpp, unetpp_loss
 
     labelled = _labelled(scenes)
@@ -334,10 +336,11 @@ def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, feature
 
     def step(ctx, _):
         weak, _, targets = sampler.draw(settings.batch, ctx.device)
-        target = torch.stack([(t["masks"].long() * t["labels"][:, None, None]).amax(0) if len(t["labels"])
-                              else torch.zeros(w.shape[-2:], dtype=torch.long, device=ctx.device)
-                              for w, t in zip(weak, targets)])
-        loss = unetpp_loss(ctx.models["net"](torch.stack(weak)), target)
+        target = [(t["masks"].long() * t["labels"][:, None, None]).amax(0) if len(t["labels"])
+                  else torch.zeros(w.shape[-2:], dtype=torch.long, device=ctx.device) for w, t in zip(weak, targets)]
+        h, w = (max(x.shape[d] for x in weak) for d in (-2, -1))  # the paper's crops differ in size: pad them
+        pad = lambda x: torch.nn.functional.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))  # noqa: E731
+        loss = unetpp_loss(ctx.models["net"](torch.stack([pad(x) for x in weak])), torch.stack([pad(t) for t in target]))
         ctx.optimize(loss)
         return {"loss": loss.detach()}
 
@@ -350,13 +353,19 @@ def train_unetpp(scenes: Sequence[Scene], settings: Settings, seed: int, feature
 
 
 def evaluate_unetpp(model, scenes: Sequence[Scene], view: str = "weak") -> dict[str, float]:
-    """Table 1's metrics for U-Net++ instances (connected components, :func:`.unetpp.instances_from_probs`)."""
+    """Table 1's metrics for U-Net++ instances (connected components, :func:`.unetpp.instances_from_probs`),
+    and ``dice``: the foreground Dice of its class map (any class vs background) over all the
+    scenes' pixels (spheroid-C5's gate: does the reference segment at all?)."""
     from .unetpp import instances_from_probs, unetpp_probs
 
     device = next(model.parameters()).device
     with torch.no_grad():
         probs = [unetpp_probs(model, torch.from_numpy(getattr(sc, view))[None, None].to(device))[0] for sc in scenes]
-    return _scores(scenes, [instances_from_probs(p) for p in probs])
+    fg = np.stack([p.argmax(0).cpu().numpy() > 0 for p in probs])
+    truth = np.stack([sc.labels > 0 for sc in scenes])
+    total = fg.sum() + truth.sum()
+    return {**_scores(scenes, [instances_from_probs(p) for p in probs]),
+            "dice": float(2 * (fg & truth).sum() / total) if total else 1.0}
 
 
 def _scores(scenes: Sequence[Scene], instances: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -368,6 +377,8 @@ def _scores(scenes: Sequence[Scene], instances: list[dict[str, np.ndarray]]) -> 
 #: Table 2's arms: (name as the paper's row, DSC, SSC).
 ARMS = (("SBS + Mask R-CNN (baseline)", False, False), ("SBS + Mask R-CNN + SSC", False, True),
         ("SBS + DSCMask R-CNN", True, False), ("SBS + DSCMask R-CNN + SSC", True, True))
+#: Table 1's arms on each backbone: Mask R-CNN and DSCMask R-CNN (Table 2's arms without SSC).
+TABLE1_ARMS = (ARMS[0], ARMS[2])
 
 
 def dsc_activity(history: pd.DataFrame, last: float = 0.1) -> dict[str, float]:
@@ -471,5 +482,6 @@ def factorial_effects(table: pd.DataFrame, metric: str, arms: Sequence[tuple[str
     return {name: paired_effect(diff) for name, diff in factorial_differences(table, metric, arms).items()}
 
 
-__all__ = ["ARMS", "AUGMENTS", "Scene", "Settings", "dsc_activity", "evaluate", "evaluate_unetpp", "factorial_differences", "factorial_effects", "make_scenes", "predict",
-           "rankings", "run_arms", "shared_scenes", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp"]
+__all__ = ["ARMS", "AUGMENTS", "TABLE1_ARMS", "Scene", "Settings", "dsc_activity", "evaluate", "evaluate_unetpp", "factorial_differences", "factorial_effects", "make_scenes", "predict",
+           "rankings", "run_arms", "shared_scenes", "spread_ratio", "train_maskrcnn", "train_ssc", "train_unetpp",
+           "view_ssim"]

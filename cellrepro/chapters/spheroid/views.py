@@ -25,6 +25,7 @@ class Scene:
     sparse: np.ndarray
     labels: np.ndarray | None
     classes: dict[int, int] = field(default_factory=dict)
+    in_focus: np.ndarray | None = None  # the synthetic stack's all-in-focus truth, where it has one
 
 
 def _unit(image: np.ndarray) -> np.ndarray:
@@ -49,20 +50,21 @@ def rankings(stacks: Sequence[ZStack], normalize: str = "stack", progress: bool 
             for s in progress_bar(stacks, desc="blur maps", unit="stack", disable=not progress)]
 
 
-def _stored_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str,
-                   stand_in: dict[str, Any]) -> list[Scene]:
+def _stored_orders(dataset: str, n: int, seed: int, normalize: str, stand_in: dict[str, Any]) -> list[np.ndarray]:
     from ... import data
 
-    return make_scenes(data.load(dataset, n=n, seed=seed, **stand_in), k, sparse_k, normalize)
+    return rankings(data.load(dataset, n=n, seed=seed, **stand_in), normalize)
 
 
 def shared_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normalize: str = "stack",
                   data_root: str | None = None, first: int = 0, **stand_in: Any) -> list[Scene]:
     """The views of ``n`` stacks of ``dataset`` generated with ``seed`` and the ``stand_in``
-    parameters (size, slices, scene, ...), computed once and kept in the shared-work cache
-    (:mod:`cellrepro.engine.cache`): a test set that every seed and notebook scores on costs its
-    blur maps once. With ``data_root`` the stacks are read from that folder instead (not cached;
-    ``seed`` and ``stand_in`` unused) and ``n`` of them from its ``first`` are used."""
+    parameters (size, slices, scene, ...). The slice rankings (the blur maps, most of the cost)
+    are computed once per stack and kept in the shared-work cache (:mod:`cellrepro.engine.cache`):
+    a test set that every seed, every ``k`` and every notebook uses costs its blur maps once; the
+    views themselves are a few focus stacks. With ``data_root`` the stacks are read from that
+    folder instead (not cached; ``seed`` and ``stand_in`` unused) and ``n`` of them from its
+    ``first`` are used."""
     from ... import data
     from ...engine.cache import shared
 
@@ -71,13 +73,25 @@ def shared_scenes(dataset: str, n: int, seed: int, k: int, sparse_k: int, normal
         if len(stacks) < first + n:
             raise ValueError(f"{data_root} holds {len(stacks)} stacks; stacks {first} to {first + n - 1} are needed")
         return make_scenes(stacks[first:first + n], k, sparse_k, normalize)
-    global _cached_scenes
-    if _cached_scenes is None:
-        _cached_scenes = shared(_stored_scenes)
-    return _cached_scenes(dataset, n, seed, k, sparse_k, normalize, dict(stand_in))
+    global _cached_orders
+    if _cached_orders is None:
+        _cached_orders = shared(_stored_orders)
+    orders = _cached_orders(dataset, n, seed, normalize, dict(stand_in))
+    return make_scenes(data.load(dataset, n=n, seed=seed, **stand_in), k, sparse_k, orders=orders)
 
 
-_cached_scenes = None
+_cached_orders = None
+
+
+def view_ssim(scenes: Sequence[Scene], view: str = "weak") -> float:
+    """Mean over ``scenes`` of the ``view`` image's SSIM on the cells against the all-in-focus
+    truth (:func:`cellrepro.stacking.quality.image_quality`); NaN where a scene has no truth (a
+    user's stacks)."""
+    from ...stacking.quality import image_quality
+
+    if not scenes or any(sc.in_focus is None or sc.labels is None for sc in scenes):
+        return float("nan")
+    return float(np.mean([image_quality(getattr(sc, view), sc.in_focus, sc.labels)["ssim_cells"] for sc in scenes]))
 
 
 def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str = "stack", progress: bool = True,
@@ -106,8 +120,8 @@ def make_scenes(stacks: Sequence[ZStack], k: int, sparse_k: int, normalize: str 
             return s.stack[keep[0]] if n == 1 else focus_stack(s.stack[keep], align_slices=False)
 
         scenes.append(Scene(s.name, _unit(stacked(k)), _unit(focus_stack(s.stack, align_slices=False)),
-                            _unit(stacked(sparse_k)), s.labels, dict(s.classes)))
+                            _unit(stacked(sparse_k)), s.labels, dict(s.classes), s.in_focus))
     return scenes
 
 
-__all__ = ["Scene", "make_scenes", "rankings", "shared_scenes"]
+__all__ = ["Scene", "make_scenes", "rankings", "shared_scenes", "view_ssim"]
