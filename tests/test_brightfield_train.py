@@ -81,6 +81,7 @@ def test_one_window_equals_the_plain_forward(fields):
 def test_pooled_scores_of_the_truth_are_perfect(fields):
     truth = [{"overlap": B.semantic_maps(f.amodal, f.nuclei)["overlap"].astype(np.float32)} for f in fields]
     assert T.pooled_scores(truth, fields, "overlap")["f1"] == 1.0
+    assert T.pooled_scores(truth, fields, "overlap")["ap"] == 1.0  # the threshold-free score of the truth itself
     with pytest.raises(ValueError, match="no head 'nuclei'"):
         T.pooled_scores(truth, fields, "nuclei")
 

@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from cellrepro.cli import main
-from cellrepro.metrics import coco_ap, evaluate, instance_scores, per_class_scores, relabel, semantic_scores
+from cellrepro.metrics import coco_ap, evaluate, instance_scores, per_class_scores, pixel_ap, relabel, semantic_scores
 
 S = 64  # image side; objects stay away from the 2-pixel frame unless a test says otherwise
 
@@ -171,6 +171,20 @@ def test_semantic_hand_case_and_pooling():
     assert semantic_scores([pred, p2], [target, t2], pooled=False)["f1"] == pytest.approx(0.75)
     classes = per_class_scores(np.array([[1, 2], [2, 0]]), np.array([[1, 2], [1, 0]]), {1: "a", 2: "b"})
     assert classes["a"]["recall"] == 0.5 and classes["b"]["precision"] == 0.5
+
+
+def test_pixel_ap_ranks_without_a_threshold_and_pools_the_images():
+    target = np.array([[1, 1, 0, 0]])
+    ranked = np.array([[0.2, 0.15, 0.1, 0.05]])  # every positive above every negative, all below 0.5
+    assert pixel_ap(ranked, target) == 1.0 and semantic_scores(ranked, target)["f1"] == 0.0
+    assert pixel_ap(ranked * 4, target) == 1.0  # moving the operating point leaves it unchanged
+    assert pixel_ap(ranked[:, ::-1], target) == pytest.approx((1 / 3 + 2 / 4) / 2)  # positives ranked last
+    assert pixel_ap(np.full((1, 4), 0.5), target) == pytest.approx(0.5)  # a constant map: the positives' share
+    # pooled: the second image's confident false positive outranks the first's positives
+    assert pixel_ap([ranked, np.array([[0.9, 0.0]])], [target, np.array([[0, 0]])]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert np.isnan(pixel_ap(ranked, np.zeros_like(target)))
+    with pytest.raises(ValueError, match="image 0"):
+        pixel_ap([ranked], [np.zeros((1, 3))])
 
 
 def reference_coco(gts, preds, scores, iou_type="segm"):

@@ -72,6 +72,36 @@ def semantic_scores(preds: Iterable[np.ndarray] | np.ndarray, targets: Iterable[
     return {k: float(np.mean([s[k] for s in all_scores])) for k in all_scores[0]}
 
 
+def pixel_ap(preds: Iterable[np.ndarray] | np.ndarray, targets: Iterable[np.ndarray] | np.ndarray) -> float:
+    """Average precision of per-pixel probabilities over all thresholds, pixels pooled over the
+    images (scikit-learn's ``average_precision_score``: precision at each recall step weighted by
+    the step, no interpolation).
+
+    A threshold-free score: F1 at a fixed threshold mixes how well a map ranks positives above
+    negatives with where its probabilities sit (a loss that shifts the operating point moves F1
+    without changing the ranking). A constant map scores the positives' share; NaN when no pixel
+    is positive (nothing to find).
+
+    >>> pixel_ap(np.array([[0.9, 0.8, 0.1]]), np.array([[1, 0, 0]]))
+    1.0
+    >>> round(pixel_ap(np.array([[0.5, 0.5, 0.5, 0.5]]), np.array([[1, 0, 0, 0]])), 2)
+    0.25
+    """
+    from sklearn.metrics import average_precision_score
+
+    if isinstance(preds, np.ndarray) and isinstance(targets, np.ndarray) and preds.shape == targets.shape \
+            and preds.ndim <= 2:
+        preds, targets = [preds], [targets]
+    pairs = [(np.asarray(p, float).ravel(), np.asarray(t).ravel() > 0) for p, t in zip(preds, targets, strict=True)]
+    if not pairs:
+        raise ValueError("no images to score")
+    for i, (p, t) in enumerate(pairs):
+        if p.shape != t.shape:
+            raise ValueError(f"image {i}: prediction has {p.size} pixels, target {t.size}")
+    p, t = np.concatenate([p for p, _ in pairs]), np.concatenate([t for _, t in pairs])
+    return float(average_precision_score(t, p)) if t.any() else float("nan")
+
+
 def per_class_scores(pred: np.ndarray | Iterable[np.ndarray], target: np.ndarray | Iterable[np.ndarray],
                      classes: dict[int, str], pooled: bool = True) -> dict[str, dict[str, float]]:
     """:func:`semantic_scores` for each class of integer class maps (one-vs-rest)."""

@@ -30,7 +30,7 @@ from ...data.crops import CropSampler
 from ...data.synthetic.brightfield import semantic_maps
 from ...data.types import Field
 from ...engine.hardware import release, torch_device
-from ...metrics.semantic import semantic_scores
+from ...metrics.semantic import pixel_ap, semantic_scores
 from ...nets.seunet import HEAD_NAMES, SEUNet
 from ...engine.train import fit
 
@@ -202,14 +202,17 @@ def pooled_scores(probs: Sequence[Mapping[str, np.ndarray]], fields: Sequence[Fi
                   threshold: float = 0.5, target: str | None = None) -> dict[str, float]:
     """The thesis's pooled-pixel accuracy, precision, recall, F1 and IoU of ``head`` over ``fields``
     (confusion counts summed over every test image, then the ratios), against the field's
-    ``target`` map (default: the map of the head's name)."""
+    ``target`` map (default: the map of the head's name), and ``ap``: the threshold-free pixel
+    average precision over the same pooled pixels (:func:`cellrepro.metrics.semantic.pixel_ap`;
+    issue 31's primary overlap score, F1 at ``threshold`` beside it)."""
     if len(probs) != len(fields):
         raise ValueError(f"{len(probs)} predictions for {len(fields)} fields")
     missing = [i for i, p in enumerate(probs) if head not in p]
     if missing:
         raise ValueError(f"prediction {missing[0]} has no head {head!r}; it has {list(probs[missing[0]])}")
     truth = [semantic_maps(f.amodal, f.nuclei)[target or head] for f in fields]
-    return semantic_scores([p[head] for p in probs], truth, threshold, pooled=True)
+    maps = [p[head] for p in probs]
+    return {**semantic_scores(maps, truth, threshold, pooled=True), "ap": pixel_ap(maps, truth)}
 
 
 __all__ = ["Loss", "Settings", "TARGETS", "bce_heads_loss", "field_input", "field_targets", "pooled_scores",
