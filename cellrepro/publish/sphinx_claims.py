@@ -41,7 +41,7 @@ from .claims import OLD_PROTOCOL, chapter_status, claim_status, claims, inconsis
 from .decision import CLASSES, MARGIN_TESTS
 from .record import format_duration
 from .tables import fmt_number
-from .verdicts import effect_text
+from .verdicts import effect_text, gates_text
 
 NodeLike = str | nodes.Node | Sequence[nodes.Node]
 
@@ -151,47 +151,10 @@ def _mde_text(row: dict[str, Any]) -> str:
     return text
 
 
-def _gate_value(value: Any) -> str:
-    """A gate's measured value for a reader: numbers to 3 significant digits.
-
-    >>> _gate_value(-0.0005948479394988215), _gate_value(200), _gate_value("not measured")
-    ('-0.000595', '200', 'not measured')
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _gate_rule(rule: Any) -> str:
-    """A gate's rule for a reader: a strict "> 0" stored as ">= <smallest float>" reads "> 0".
-
-    >>> _gate_rule(">= 4.94066e-324"), _gate_rule("within [0.2, 0.95]"), _gate_rule(None)
-    ('> 0', 'within [0.2, 0.95]', 'rule')
-    """
-    if not rule:
-        return "rule"
-    text = str(rule)
-    if text.startswith(">= "):
-        try:
-            if 0 < float(text[3:]) < 1e-300:
-                return "> 0"
-        except ValueError:
-            pass
-    return text
-
-
 def _gates_text(row: dict[str, Any]) -> str:
-    v = row["verdict"] or {}
-    gates = v.get("gates")
     if row["protocol"] == OLD_PROTOCOL:
         return "none recorded (old protocol)"
-    if not gates:
-        return "none registered"
-    failed = v.get("failed_gates") or []
-    if failed:
-        return "failed: " + "; ".join(f"{g['name']} = {_gate_value(g.get('value'))} ({_gate_rule(g.get('rule'))})"
-                                      for g in failed)
-    return f"all {len(gates)} passed"
+    return gates_text(row["verdict"] or {})
 
 
 SUMMARY_CLASSES = (*CLASSES, "old rule, no class")

@@ -224,6 +224,52 @@ def clean_note(note: str) -> str:
     return _NAN.sub("—", _NAN_INTERVAL.sub("(no interval: fewer than 2 seeds)", note))
 
 
+def _gate_value(value: Any) -> str:
+    """A gate's measured value for a reader: numbers to 3 significant digits.
+
+    >>> _gate_value(-0.0005948479394988215), _gate_value(200), _gate_value("not measured")
+    ('-0.000595', '200', 'not measured')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _gate_rule(rule: Any) -> str:
+    """A gate's rule for a reader: a strict "> 0" stored as ">= <smallest float>" reads "> 0".
+
+    >>> _gate_rule(">= 4.94066e-324"), _gate_rule("within [0.2, 0.95]"), _gate_rule(None)
+    ('> 0', 'within [0.2, 0.95]', 'rule')
+    """
+    if not rule:
+        return "rule"
+    text = str(rule)
+    if text.startswith(">= "):
+        try:
+            if 0 < float(text[3:]) < 1e-300:
+                return "> 0"
+        except ValueError:
+            pass
+    return text
+
+
+def gates_text(entry: Mapping[str, Any]) -> str:
+    """A verdict entry's gates for a reader: "all N passed", "none registered", or each failed
+    gate with its value and rule (what made the verdict "not testable here").
+
+    >>> gates_text({"gates": [{"name": "floor"}], "failed_gates": [{"name": "floor", "value": 0.12, "rule": "within [0.3, 0.9]"}]})
+    'failed: floor = 0.12 (within [0.3, 0.9])'
+    """
+    gates = entry.get("gates")
+    if not gates:
+        return "none registered"
+    failed = entry.get("failed_gates") or []
+    if failed:
+        return "failed: " + "; ".join(f"{g['name']} = {_gate_value(g.get('value'))} ({_gate_rule(g.get('rule'))})"
+                                      for g in failed)
+    return f"all {len(gates)} passed"
+
+
 def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.DataFrame:
     """The verdict table's cells as strings (the claims page uses the same columns)."""
     from .claims import claim as find_claim
@@ -245,18 +291,19 @@ def verdict_rows(entries: list[Mapping[str, Any]], smoke: bool = False) -> pd.Da
             "paper": paper_text,
             "this run [95% interval]": f"{effect} {interval}{over}",
             "verdict": NOT_JUDGED if smoke or e.get("profile") == "smoke" else e["verdict"],
+            "gates": gates_text(e),
             "note": clean_note(e.get("note") or ""),
         })
     return pd.DataFrame(rows, columns=["claim", "measured (verdict rule)", "paper", "this run [95% interval]", "verdict",
-                                       "note"])
+                                       "gates", "note"])
 
 
 def verdict_table(claims: list[str] | None = None, caption: str | None = None) -> Any:
     """All verdicts this notebook recorded with :func:`record_verdict` (or the listed claims), whole.
 
     Make it the last expression of a cell. Every row shows the claim, the metric, the paper's
-    effect, this run's effect with its 95% interval (or why there is none), the rule and the
-    verdict; in the smoke profile the verdict column reads "not judged in the smoke profile".
+    effect, this run's effect with its 95% interval (or why there is none), the rule, the verdict
+    and its gates (each failed one with its value and rule); in the smoke profile the verdict column reads "not judged in the smoke profile".
 
     Returns:
         A :class:`cellrepro.publish.tables.Table` (HTML with CSS class ``cellrepro-verdicts``).

@@ -314,7 +314,7 @@ def c3_gates(results: pd.DataFrame) -> list[Gate]:
     floor (mask mAP within [:data:`FLOOR_MAP`, 90] and AP75 >= :data:`FLOOR_AP75` points, the
     lowest backbone)."""
     bases = _baselines(results)
-    gaps = [view_gap(b, "weak", "strong")["low"] if "strong_mask_AP_images" in b else None for b in bases.values()]
+    gaps = [view_gap(b, "weak", "strong")["low"] if _has_views(b) else None for b in bases.values()]
     return [*dsc_gates(results, _table1_arms()),
             gate("phenomenon present (SBS view easier for the detector than the all-slice view), 95% low",
                  None if None in gaps else float(min(gaps)), at_least=np.nextafter(0, 1)),
@@ -356,10 +356,14 @@ def judge_table1(results: pd.DataFrame, seconds_per_seed: float | None = None) -
     * C8: DSC's gain in mask AP75 minus its gain in AP50 (points), mean over the backbones.
 
     Returns the values the page states (points): ``c3``, ``c5``, ``c8``, ``box`` (DSC's box mAP
-    gain), ``two_stage`` (Mask R-CNN - U-Net++ AP50), the baselines' ``base_map`` and
-    ``base_ap75`` (first backbone), ``weak_gap`` (SBS view - all-slice view, with ``weak_gap_ci``)
-    and ``unet_dice``."""
+    gain), ``two_stage`` (Mask R-CNN - U-Net++ AP50), each with its interval over seeds as text
+    (``<name>_ci``), the registered paper effects ``paper_c3`` and ``paper_c5``, the first
+    backbone's baseline ``base_map`` and ``base_ap75`` and ``weak_gap`` (SBS view - all-slice
+    view, with ``weak_gap_ci``; the gates take the lowest backbone, the same with one),
+    ``unet_dice``, and DSC's activity as its gates read it (``dsc_box_share``,
+    ``dsc_loss_share``: the lowest)."""
     from ...publish import report, tables
+    from ...publish.claims import registration
     from ...publish.decision import decide
     from ...publish.report import paired_effect
 
@@ -383,13 +387,26 @@ def judge_table1(results: pd.DataFrame, seconds_per_seed: float | None = None) -
     report.judge("spheroid-C8", c8.to_numpy(), gates=c8_gates(results), digits=2, seconds_per_unit=seconds_per_seed,
                  note="AP75 stands for the strict-boundary reading; boundary IoU not computed")
     b0 = _baselines(results)[first]
-    gap = view_gap(b0, "weak", "strong") if "strong_mask_AP_images" in b0 else None
-    return {"c3": float(mask["pooled"].mean()), "c5": float(c5.mean()), "c8": float(c8.mean()),
-            "box": float(dsc_gains(results, "bbox_AP")["pooled"].mean()), "two_stage": two_stage["mean"],
+    gap = view_gap(b0, "weak", "strong") if _has_views(b0) else None
+    effects = {"c3": mask["pooled"], "c5": c5, "c8": c8, "box": dsc_gains(results, "bbox_AP")["pooled"]}
+    out: dict[str, float | str] = {}
+    for name, diff in effects.items():
+        e = paired_effect(diff.to_numpy())
+        out |= {name: e["mean"], f"{name}_ci": tables.fmt_interval(e["low"], e["high"], e["n"], 2)}
+    activity = {g.name.rsplit(", ", 1)[-1]: g.value for g in dsc_gates(results, _table1_arms())}
+    return {**out, "two_stage": two_stage["mean"],
+            "two_stage_ci": tables.fmt_interval(two_stage["low"], two_stage["high"], two_stage["n"], 2),
+            "paper_c3": float(registration("spheroid-C3")["paper_effect"]),
+            "paper_c5": float(registration("spheroid-C5")["paper_effect"]),
             "base_map": float(100 * b0["mask_AP"].mean()), "base_ap75": float(100 * b0["mask_AP75"].mean()),
             "weak_gap": gap["mean"] if gap else float("nan"),
             "weak_gap_ci": tables.fmt_interval(gap["low"], gap["high"], gap["n"], 1, "stacks") if gap else "not measured",
-            "unet_dice": float(results.loc[results["arm"] == UNETPP, "dice"].mean())}
+            "unet_dice": float(results.loc[results["arm"] == UNETPP, "dice"].mean()),
+            "dsc_box_share": float(activity["box pixels"]), "dsc_loss_share": float(activity["loss share"])}
+
+
+def _has_views(base: pd.DataFrame) -> bool:
+    return {"weak_mask_AP_images", "strong_mask_AP_images"} <= set(base.columns)
 
 
 def table1_cells(results: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
@@ -400,9 +417,11 @@ def table1_cells(results: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
     columns = {"bbox_AP": "bbox mAP@[.5:.95]", "bbox_AP50": "bbox AP50", "mask_AP": "mask mAP@[.5:.95]",
                "mask_AP50": "mask AP50"}
     method = {base: "Mask R-CNN", dsc: "DSCMask R-CNN"}
-    cells = {}
+    cells: dict[tuple[str, str], list[float]] = {}
     for (arm, bb), g in results.groupby(["arm", "backbone"], sort=False):
         row = "Ngo TKN [15], R50" if arm == UNETPP else f"{method[arm]}, {BACKBONE_ROWS[bb]}"
+        if (row, "mask AP50") in cells:
+            raise ValueError(f"two backbones stand in the paper's row {row!r} (r18 sits in the R50 rows): run one of them")
         for col, name in columns.items():
             if arm != UNETPP or col.startswith("mask"):
                 cells[row, name] = g.sort_values("seed")[col].tolist()
