@@ -141,6 +141,29 @@ def test_v4_rises_log_steeply_toward_the_other_cell_and_is_one_on_the_overlap(le
     assert (q[far[2]] == 0).all() and np.array_equal(q[masks[0]], p10[masks[0]])
 
 
+def test_v4_read_inwards_falls_from_every_border_and_keeps_part_of_a_wide_overlap_positive(lens):
+    from scipy import ndimage as ndi
+
+    masks, _ = lens
+    p = overlap_map("v4", masks, reading="interior")
+    cells = masks.any(0)
+    for mask in masks:                                                   # a cell's border pixels are 1 ...
+        assert (p[mask & ~ndi.binary_erosion(mask)] == 1).all()
+    centres = (20, 22), (20, 38)
+    assert min(p[c] for c in centres) == 0                               # ... its deepest pixel 0 (default scale)
+    row = p[20, 12:23].astype(float)                                     # from disc 1's rim to its centre
+    assert (np.diff(row) <= 0).all() and row[0] - row[1] > row[-2] - row[-1]  # falling, steepest at the border
+    lens_pixels = masks.sum(0) >= 2
+    assert 0 < p[20, 30] < 1                                             # the middle of the lens is not all overlap
+    label = lens_pixels * (1 - p)                                        # Eq. 4.5's y (1 - P)
+    assert label.max() > 0.2 and (overlap_map("v4", masks)[lens_pixels] == 1).all()  # the other reading: all 0
+    assert p[~cells].tolist() == [pytest.approx(0.1)] * int((~cells).sum())
+    q = overlap_map("v4", masks[:1], reading="interior", scale=10)      # a lone cell has borders too
+    assert q[20, 12] == 1 and q[20, 17] < q[20, 13]
+    with pytest.raises(ValueError, match="reading"):
+        overlap_map("v4", masks, reading="inside")
+
+
 def test_maps_of_a_synthetic_field():
     field = brightfield.make_field("f", np.random.default_rng(5), 96, 0.9, (6, 8))
     count = field.amodal.sum(0)

@@ -89,3 +89,18 @@ def test_pooled_scores_of_the_truth_are_perfect(fields):
 def test_crop_not_a_multiple_of_the_depth_is_refused(fields):
     with pytest.raises(ValueError, match="multiple of 2"):
         T.train_seunet(fields, ["cytoplasm"], dataclasses.replace(TINY, crop=15), seed=0)
+
+
+def test_a_wider_border_target_trains_and_is_scored_at_its_width(fields):
+    f = next(f for f in fields if f.amodal is not None)
+    thin, wide = (B.semantic_maps(f.amodal, f.nuclei, w)["border"] for w in (1, 3))
+    assert (thin <= wide).all() and wide.sum() > 2 * thin.sum()
+    assert (wide <= B.semantic_maps(f.amodal, f.nuclei)["cytoplasm"]).all()  # inside the cells
+    settings = dataclasses.replace(TINY, border_width=3)
+    channel = T.target_index("border")
+    assert torch.equal(T.field_targets(f, border_width=3)[channel], torch.from_numpy(wide.astype(np.float32)))
+    net = T.train_seunet(fields[:2], ["border"], settings, seed=0)
+    probs = T.predict(net, fields[:2], settings)
+    assert T.pooled_scores(probs, fields[:2], "border", border_width=3)["ap"] >= 0
+    with pytest.raises(ValueError, match="border_width"):
+        dataclasses.replace(TINY, border_width=0)

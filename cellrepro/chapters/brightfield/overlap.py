@@ -20,7 +20,9 @@ v2      probabilities extended near the annotated overlaps     1 on the overlap,
 v3      v1 merged with v2 (Fig. 5.2d)                          element-wise ``max(v1, v2)``
 v4      border-based distance maps of every cell, max-         ``1 - log(1 + d2) / log(1 + scale)``, d2 the
         reduced, log-scaled, background 0.1 (Eq. 4.3-4.4,      distance to the nearest *other* cell (0 on
-        Fig. 5.2e)                                             the overlap, so the overlap is 1)
+        Fig. 5.2e)                                             the overlap, so the overlap is 1); or, read
+                                                               inwards (``reading="interior"``), the
+                                                               distance from the nearest own border
 ======  =====================================================  ===========================================
 
 ``scale`` (v2, v3, v4) is a distance in pixels; None takes the largest such distance over the
@@ -61,9 +63,16 @@ BACKGROUND = 0.1
 """The value every map takes outside the cells (Sec. 4.3: "set to 0.1")."""
 
 
+V4_READINGS = ("other-cells", "interior")
+"""Two readings of Eq. 4.3-4.4 (v4): the distance to the *other* cells (the default, the one the
+published runs used; the overlap is 1) and each cell's *interior* distance from its own border
+(Sec. 4.3's "distance transform from its border" read inwards; the overlap is high near the
+cells' borders but below 1 inside a wide overlap). See :func:`overlap_map_v4`."""
+
+
 def overlap_map(version: str | int, masks: np.ndarray, nuclei: np.ndarray | None = None, *,
                 centres: np.ndarray | None = None, background: float = BACKGROUND,
-                scale: float | None = None) -> np.ndarray:
+                scale: float | None = None, reading: str = "other-cells") -> np.ndarray:
     """The overlap probability map ``version`` ("v0"-"v4", or 0-4) of one field; see the module table.
 
     Args:
@@ -72,6 +81,7 @@ def overlap_map(version: str | int, masks: np.ndarray, nuclei: np.ndarray | None
         centres: (N, 2) nucleus centres (row, col), instead of or overriding the nuclei's centroids.
         background: the value outside the cells (and on nuclei in v0, v1).
         scale: distance in pixels at which v2 and v4 reach 0; None = the field's largest. v2, v3, v4.
+        reading: v4's reading of Eq. 4.3-4.4, one of :data:`V4_READINGS`.
 
     Returns:
         (H, W) float32 in [0, 1]. Arguments a version does not use are ignored.
@@ -85,7 +95,7 @@ def overlap_map(version: str | int, masks: np.ndarray, nuclei: np.ndarray | None
         return overlap_map_v2(masks, background=background, scale=scale)
     if name == "v3":
         return overlap_map_v3(masks, nuclei, centres=centres, background=background, scale=scale)
-    return overlap_map_v4(masks, background=background, scale=scale)
+    return overlap_map_v4(masks, background=background, scale=scale, reading=reading)
 
 
 def field_overlap_map(field: Field, version: str | int, **kwargs) -> np.ndarray:
@@ -174,7 +184,8 @@ def overlap_map_v3(masks: np.ndarray, nuclei: np.ndarray | None = None, *, centr
     return np.maximum(v1, overlap_map_v2(masks, background=background, scale=scale))
 
 
-def overlap_map_v4(masks: np.ndarray, *, background: float = BACKGROUND, scale: float | None = None) -> np.ndarray:
+def overlap_map_v4(masks: np.ndarray, *, background: float = BACKGROUND, scale: float | None = None,
+                   reading: str = "other-cells") -> np.ndarray:
     """v4 (Sec. 4.3, Eq. 4.3-4.4, Fig. 4.6, Fig. 5.2e): border-based, max-reduced, log-scaled.
 
     Thesis: for every cell mask ``m_i`` "we compute the distance transform from its border", a field
@@ -195,10 +206,30 @@ def overlap_map_v4(masks: np.ndarray, *, background: float = BACKGROUND, scale: 
     log form is never higher and falls fastest next to the other cell, so high values stay where
     cells meet. ``scale`` None = the largest finite ``d2`` over the cells; a lone cell is 0.
     Distances are in pixels, so the log's curvature depends on the resolution.
+
+    ``reading="interior"`` reads "the distance transform from its border" inwards, as Sec. 4.3's
+    figure of one cell's field suggests just as well: ``d_i`` is a pixel's distance from the border
+    of its own cell ``i`` (0 on the border pixels, growing towards the cell's centre; scipy's EDT of
+    ``m_i`` minus 1), the contribution ``1 - log(1 + d_i) / log(1 + scale)`` falls steeply from
+    the border towards the centre, and Eq. 4.4's max runs over the cells covering the pixel, so
+    the map is that of the nearest border among them. Pixels where cells meet or overlap lie near
+    borders and are high, but inside a wide overlap the map is below 1: under Eq. 4.5's ``y (1 -
+    P)`` such positives keep part of their label instead of all becoming negatives (issue 31's
+    second reading). ``scale`` None = the largest ``d_i`` over the cells (the deepest interior
+    pixel gets 0).
     """
+    if reading not in V4_READINGS:
+        raise ValueError(f"reading: expected one of {', '.join(V4_READINGS)}, got {reading!r}")
     m = _masks(masks)
     low = _background(background)
     scale = _scale(scale)
+    if reading == "interior":
+        depth = np.full(m.shape[1:], np.inf)  # per pixel, the smallest distance to a covering cell's border
+        for mask in m:
+            if mask.any():
+                depth = np.where(mask, np.minimum(depth, ndi.distance_transform_edt(mask) - 1), depth)
+        fg = m.any(0)
+        return _finish(_logarithmic(np.where(fg, depth, np.inf), _extent(depth, fg, scale)), fg, low)
     first = np.full(m.shape[1:], np.inf)
     second = first.copy()
     for mask in m:

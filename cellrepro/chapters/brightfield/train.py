@@ -56,6 +56,8 @@ class Settings:
             batch statistics, 300 updates at 2e-3, 4 crops per batch).
         window_overlap: sliding-window overlap as a fraction of the window (thesis: 256/512).
         threshold: probability threshold of every class (thesis: 0.5).
+        border_width: the border target's width in pixels (:func:`semantic_maps`; 1, the default,
+            is the published runs' one-pixel outline).
         device, progress: training device ("auto": the GPU if there is one) and progress bars.
     """
 
@@ -70,11 +72,12 @@ class Settings:
     norm: str = "instance"
     window_overlap: float = 0.5
     threshold: float = 0.5
+    border_width: int = 1
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("steps", "batch", "crop"):
+        for name in ("steps", "batch", "crop", "border_width"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Settings.{name} must be a positive integer, got {value!r}")
@@ -99,12 +102,13 @@ def field_input(f: Field) -> torch.Tensor:
     return torch.from_numpy(np.stack(planes))
 
 
-def field_targets(f: Field, extra: Mapping[str, np.ndarray] | None = None) -> torch.Tensor:
-    """(len(TARGETS) + len(extra), H, W) float32: the field's :data:`TARGETS` maps (0/1), then any
-    ``extra`` maps (e.g. an overlap probability map) in the order given."""
+def field_targets(f: Field, extra: Mapping[str, np.ndarray] | None = None, border_width: int = 1) -> torch.Tensor:
+    """(len(TARGETS) + len(extra), H, W) float32: the field's :data:`TARGETS` maps (0/1; the border
+    ``border_width`` pixels wide), then any ``extra`` maps (e.g. an overlap probability map) in the
+    order given."""
     if f.amodal is None or f.nuclei is None:
         raise ValueError(f"field {f.name!r} has no annotation (amodal masks and nuclei); it cannot be a training field")
-    maps = semantic_maps(f.amodal, f.nuclei)
+    maps = semantic_maps(f.amodal, f.nuclei, border_width)
     out = [maps[k].astype(np.float32) for k in TARGETS]
     out += [np.asarray(v, np.float32) for v in (extra or {}).values()]
     return torch.from_numpy(np.stack(out))
@@ -154,7 +158,8 @@ def train_seunet(fields: Sequence[Field], heads: Sequence[str], settings: Settin
         raise ValueError("fields is empty: need at least one annotated field to train on")
     if extra is not None and len(extra) != len(fields):
         raise ValueError(f"extra has {len(extra)} entries for {len(fields)} fields")
-    targets = [(field_targets(f, None if extra is None else extra[i]),) for i, f in enumerate(fields)]
+    targets = [(field_targets(f, None if extra is None else extra[i], settings.border_width),)
+               for i, f in enumerate(fields)]
     sampler = CropSampler(None, fields, settings.crop, flips=True, to_tensor=field_input, targets=targets)
     torch.manual_seed(seed)
     net = SEUNet(2, heads, settings.features, se=settings.se, norm=settings.norm)
@@ -199,10 +204,11 @@ def predict(net: SEUNet, fields: Sequence[Field], settings: Settings) -> list[di
 
 
 def pooled_scores(probs: Sequence[Mapping[str, np.ndarray]], fields: Sequence[Field], head: str,
-                  threshold: float = 0.5, target: str | None = None) -> dict[str, float]:
+                  threshold: float = 0.5, target: str | None = None, border_width: int = 1) -> dict[str, float]:
     """The thesis's pooled-pixel accuracy, precision, recall, F1 and IoU of ``head`` over ``fields``
     (confusion counts summed over every test image, then the ratios), against the field's
-    ``target`` map (default: the map of the head's name), and ``ap``: the threshold-free pixel
+    ``target`` map (default: the map of the head's name; the border ``border_width`` pixels wide,
+    as the net was trained), and ``ap``: the threshold-free pixel
     average precision over the same pooled pixels (:func:`cellrepro.metrics.semantic.pixel_ap`;
     issue 31's primary overlap score, F1 at ``threshold`` beside it)."""
     if len(probs) != len(fields):
@@ -210,7 +216,7 @@ def pooled_scores(probs: Sequence[Mapping[str, np.ndarray]], fields: Sequence[Fi
     missing = [i for i, p in enumerate(probs) if head not in p]
     if missing:
         raise ValueError(f"prediction {missing[0]} has no head {head!r}; it has {list(probs[missing[0]])}")
-    truth = [semantic_maps(f.amodal, f.nuclei)[target or head] for f in fields]
+    truth = [semantic_maps(f.amodal, f.nuclei, border_width)[target or head] for f in fields]
     maps = [p[head] for p in probs]
     return {**semantic_scores(maps, truth, threshold, pooled=True), "ap": pixel_ap(maps, truth)}
 
