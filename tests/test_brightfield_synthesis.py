@@ -117,3 +117,17 @@ def test_both_paste_modes_place_the_same_cells(sources):
     for a, b in zip(phase, bright):
         assert np.array_equal(a.amodal, b.amodal) and np.array_equal(a.nuclei, b.nuclei)
         assert np.array_equal(a.phase, b.phase)
+
+
+def test_kid_is_unbiased_around_zero_and_grows_with_the_shift():
+    from cellrepro.chapters.brightfield.fidelity import frechet, kid
+
+    gen = torch.Generator().manual_seed(3)
+    small = [kid(torch.randn(60, 40, generator=gen), torch.randn(60, 40, generator=gen), seed=s)["kid"] for s in range(8)]
+    assert abs(np.mean(small)) < 3 * np.std(small) / np.sqrt(8) + 0.02  # centred on 0 with 60 samples in 40 dimensions
+    a, b = torch.randn(60, 40, generator=gen), torch.randn(60, 40, generator=gen)
+    assert frechet(a, b) > 10  # the Frechet estimate of two equal distributions is far from 0 there
+    shifts = [kid(a + d, b)["kid"] for d in (0.0, 0.5, 1.0)]
+    assert shifts[0] < shifts[1] < shifts[2]
+    with pytest.raises(ValueError, match="subset_size"):
+        kid(a, b, subset_size=1)
