@@ -183,3 +183,21 @@ def test_load_caches_and_returns_the_same(tmp_path, monkeypatch):
     first = data.load("dic-spheroid", n=2, size=64, seed=0)
     assert len(list((tmp_path / "dic-spheroid").iterdir())) == 1
     assert_same(first, data.load("dic-spheroid", n=2, size=64, seed=0))
+
+
+def test_weak_overlaps_move_or_drop_the_hidden_outlines_and_nothing_else():
+    fields, _ = brightfield.generate(n=4, n_pool=0, size=96, seed=7)
+    f = max(fields, key=lambda f: int((f.amodal.sum(0) >= 2).sum()))
+    exact = brightfield.semantic_maps(f.amodal, f.nuclei)
+    assert exact["overlap"].any()
+    same = brightfield.weak_overlaps(f, np.random.default_rng(0), missing=0.0, coarse=0)
+    assert np.array_equal(same.amodal, f.amodal)
+    weak = brightfield.weak_overlaps(f, np.random.default_rng(0), missing=0.0, coarse=3)
+    maps = brightfield.semantic_maps(weak.amodal, weak.nuclei)
+    assert not np.array_equal(maps["overlap"], exact["overlap"])  # coarse outlines
+    assert np.array_equal(maps["cytoplasm"], exact["cytoplasm"]) and weak.nuclei is f.nuclei
+    assert weak.bf_low is f.bf_low and np.array_equal(f.amodal, fields[fields.index(f)].amodal)  # input untouched
+    gone = brightfield.weak_overlaps(f, np.random.default_rng(0), missing=1.0)
+    assert not (gone.amodal.sum(0) >= 2).any() and (gone.amodal <= f.amodal).all()
+    with pytest.raises(ValueError, match="missing"):
+        brightfield.weak_overlaps(f, np.random.default_rng(0), missing=1.5)

@@ -25,7 +25,7 @@ image is the true optical thickness plus noise, not a network's estimate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ...engine.progress import bar as progress_bar
@@ -155,6 +155,47 @@ def render(thickness: np.ndarray, rng: np.random.Generator, scale: float = 1.0, 
     bf_low = light * absorb * (1 + d * lap) + optics.noise * rng.standard_normal(shape)
     bf_high = light * absorb * (1 - d * lap) + optics.noise * rng.standard_normal(shape)
     return phase, bf_low, bf_high
+
+
+def weak_overlaps(field: Field, rng: np.random.Generator, missing: float = 0.3, coarse: int = 2) -> Field:
+    """``field`` with *weak* overlap annotation, as a human annotates what two cells hide of each
+    other: each overlap (a connected region covered by two or more cells) is dropped with
+    probability ``missing`` (one of its cells, drawn at random, keeps it, the others lose it: drawn
+    as if they stopped where the cell on top begins) and otherwise redrawn coarsely (its outline moved by ``coarse``
+    pixels, in or out at random, within the cells it lies in). The union of the cells, the nuclei
+    and the images are unchanged; only the amodal masks, hence the overlap and border targets,
+    differ. The thesis's overlap maps v2-v4 exist to cope with such labels (Sec. 5.4); training
+    fields take them, test fields keep the exact truth (issue 31).
+
+    >>> f = generate(n=1, n_pool=0, size=96, seed=2)[0][0]
+    >>> w = weak_overlaps(f, np.random.default_rng(0), missing=1.0)
+    >>> int((w.amodal.sum(0) >= 2).sum()), bool((w.amodal.any(0) == f.amodal.any(0)).all())
+    (0, True)
+    """
+    if field.amodal is None:
+        raise ValueError(f"field {field.name!r} has no amodal masks to weaken")
+    if not 0 <= missing <= 1:
+        raise ValueError(f"missing must be a probability in [0, 1], got {missing!r}")
+    if not isinstance(coarse, (int, np.integer)) or coarse < 0:
+        raise ValueError(f"coarse must be a number of pixels >= 0, got {coarse!r}")
+    masks = field.amodal.copy()
+    union = masks.any(0)
+    regions, n = ndi.label(masks.sum(0) >= 2)
+    for r in range(1, n + 1):
+        region = regions == r
+        covering = [i for i in range(len(masks)) if (masks[i] & region).any()]
+        chosen = covering[int(rng.integers(len(covering)))]
+        others = np.any([masks[i] for i in covering if i != chosen], axis=0)
+        if rng.random() < missing:  # the chosen cell is on top and keeps the region; the others lose it
+            for i in covering:
+                if i != chosen:
+                    masks[i] &= ~region
+        elif coarse and rng.random() < 0.5:  # the chosen (hidden) cell's outline moved out into the others
+            masks[chosen] |= ndi.binary_dilation(region, iterations=int(coarse)) & others
+        elif coarse:  # moved in: it gives up the overlap's rim
+            masks[chosen] &= ~(region & ~ndi.binary_erosion(region, iterations=int(coarse)))
+    masks &= union
+    return replace(field, amodal=masks)
 
 
 def semantic_maps(amodal: np.ndarray, nuclei: np.ndarray, border_width: int = 1) -> dict[str, np.ndarray]:
