@@ -104,3 +104,18 @@ def test_a_wider_border_target_trains_and_is_scored_at_its_width(fields):
     assert T.pooled_scores(probs, fields[:2], "border", border_width=3)["ap"] >= 0
     with pytest.raises(ValueError, match="border_width"):
         dataclasses.replace(TINY, border_width=0)
+
+
+def test_weight_averaging_returns_the_mean_of_the_last_updates_and_cosine_decays(fields):
+    base = dataclasses.replace(TINY, steps=4)
+    w3 = T.train_seunet(fields[:2], ["cytoplasm"], dataclasses.replace(base, steps=3), seed=2).state_dict()
+    w4 = T.train_seunet(fields[:2], ["cytoplasm"], base, seed=2).state_dict()
+    avg = T.train_seunet(fields[:2], ["cytoplasm"], dataclasses.replace(base, average_from=0.5), seed=2)
+    for name, value in avg.state_dict().items():  # updates 3 and 4 averaged, the same updates as without averaging
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (w3[name] + w4[name]) / 2)
+    cosine = T.train_seunet(fields[:2], ["cytoplasm"], dataclasses.replace(base, schedule="cosine"), seed=2)
+    lrs = cosine.train_history["lr/net"].to_numpy()
+    assert lrs[0] == pytest.approx(base.lr * (1 + np.cos(np.pi / 4)) / 2) and (np.diff(lrs) < 0).all()
+    with pytest.raises(ValueError, match="schedule"):
+        dataclasses.replace(TINY, schedule="step")

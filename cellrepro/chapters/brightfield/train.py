@@ -38,6 +38,9 @@ TARGETS = HEAD_NAMES
 """The maps every field provides, in this order (:func:`field_targets`)."""
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class Settings:
     """How one SE-U-Net is trained and applied.
@@ -56,6 +59,12 @@ class Settings:
             batch statistics, 300 updates at 2e-3, 4 crops per batch).
         window_overlap: sliding-window overlap as a fraction of the window (thesis: 256/512).
         threshold: probability threshold of every class (thesis: 0.5).
+        schedule: the learning rate over the updates: "constant" (the published runs') or "cosine"
+            (``CosineAnnealingLR`` to 0 at the last update).
+        average_from: None (off), or the share of the updates after which the weights are
+            averaged, every update (``torch.optim.swa_utils.AveragedModel``); the averaged net is
+            returned. With the cosine decay it steadies seeds that end in a bad spot (issue 31: one
+            2-head seed fell to 0.877 cytoplasm F1).
         border_width: the border target's width in pixels (:func:`semantic_maps`; 1, the default,
             is the published runs' one-pixel outline).
         device, progress: training device ("auto": the GPU if there is one) and progress bars.
@@ -72,6 +81,8 @@ class Settings:
     norm: str = "instance"
     window_overlap: float = 0.5
     threshold: float = 0.5
+    schedule: str = "constant"
+    average_from: float | None = None
     border_width: int = 1
     device: str = "auto"
     progress: bool = True
@@ -83,6 +94,10 @@ class Settings:
                 raise ValueError(f"Settings.{name} must be a positive integer, got {value!r}")
         if not 0 <= self.window_overlap < 1:
             raise ValueError(f"Settings.window_overlap must be in [0, 1), got {self.window_overlap!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Settings.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.average_from is not None and not 0 <= self.average_from < 1:
+            raise ValueError(f"Settings.average_from must be None or in [0, 1), got {self.average_from!r}")
         unknown = [h for h in self.weights if h not in HEAD_NAMES]
         if unknown:
             raise ValueError(f"Settings.weights names unknown head {unknown[0]!r}; heads are {HEAD_NAMES}")
@@ -167,17 +182,30 @@ def train_seunet(fields: Sequence[Field], heads: Sequence[str], settings: Settin
         raise ValueError(f"Settings.crop {settings.crop} must be a multiple of {net.size_multiple} "
                          f"for features {settings.features}")
     loss = loss or bce_heads_loss(heads, settings.weights)
+    models: dict[str, torch.nn.Module] = {"net": net}
+    if settings.average_from is not None:
+        from torch.optim.swa_utils import AveragedModel
+
+        models["average"] = AveragedModel(net, use_buffers=True)
+    first_averaged = None if settings.average_from is None else int(settings.average_from * settings.steps) + 1
 
     def step(ctx, batch):
         x, t = sampler.to(ctx.device).sample(batch[0])
         terms = loss(ctx.models["net"](x), t)
         total = ctx.optimize(terms)
+        if first_averaged is not None and ctx.step + 1 >= first_averaged:  # ctx.step + 1: this update's number
+            ctx.models["average"].update_parameters(ctx.models["net"])
         return {**terms, "loss": total.detach()}
 
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    history = fit({"net": net}, {"net": optimizer}, step, sampler.loader(settings.batch), max_steps=settings.steps,
-                  seed=seed, device=settings.device, progress=settings.progress, desc="SE-U-Net " + "+".join(heads))
+    schedulers = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps) \
+        if settings.schedule == "cosine" else None
+    history = fit(models, {"net": optimizer}, step, sampler.loader(settings.batch), max_steps=settings.steps,
+                  schedulers=None if schedulers is None else {"net": schedulers}, seed=seed, device=settings.device,
+                  progress=settings.progress, desc="SE-U-Net " + "+".join(heads))
     release(net)
+    if "average" in models:
+        net = models["average"].module.cpu()
     net.eval()
     net.train_history = history
     return net
@@ -221,5 +249,5 @@ def pooled_scores(probs: Sequence[Mapping[str, np.ndarray]], fields: Sequence[Fi
     return {**semantic_scores(maps, truth, threshold, pooled=True), "ap": pixel_ap(maps, truth)}
 
 
-__all__ = ["Loss", "Settings", "TARGETS", "bce_heads_loss", "field_input", "field_targets", "pooled_scores",
+__all__ = ["Loss", "SCHEDULES", "Settings", "TARGETS", "bce_heads_loss", "field_input", "field_targets", "pooled_scores",
            "predict", "target_index", "train_seunet"]
