@@ -201,3 +201,13 @@ def test_weak_overlaps_move_or_drop_the_hidden_outlines_and_nothing_else():
     assert not (gone.amodal.sum(0) >= 2).any() and (gone.amodal <= f.amodal).all()
     with pytest.raises(ValueError, match="missing"):
         brightfield.weak_overlaps(f, np.random.default_rng(0), missing=1.5)
+
+
+def test_the_nucleus_knob_hollows_cells_at_their_nuclei():
+    def contrast(optics):
+        f = brightfield.make_field("f", np.random.default_rng(3), 128, 0.0, (6, 6), optics)
+        cells, nuclei = f.amodal.any(0), f.nuclei > 0
+        return float(f.phase[nuclei].mean() - f.phase[cells & ~nuclei].mean())
+
+    assert contrast(brightfield.Optics()) > 0.1  # the default: nuclei are the thickest part of a cell
+    assert contrast(brightfield.Optics(nucleus=-0.6)) < 0  # hollowed: nuclei thinner than their cytoplasm
