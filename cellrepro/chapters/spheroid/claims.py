@@ -456,9 +456,12 @@ def judge_k_sweep(results: pd.DataFrame, sparse: int, reference: int,
     """spheroid-C9 from the k sweep's rows (``k``, ``seed``, Table 1's metrics, ``ssim_cells``):
     the paired Brown-Forsythe contrast, per seed |mask mAP - its arm's median| at ``sparse`` minus
     at ``reference`` (points), through :func:`~cellrepro.publish.report.judge`; the SD ratio with
-    its F interval (:func:`~.train.spread_ratio`) in the note. Returns ``contrast``, ``sd_ratio``
-    and each arm's seed SD (``sd_sparse``, ``sd_reference``, points)."""
-    from ...publish import report
+    its F interval (:func:`~.train.spread_ratio`) in the note. Returns the values the page states:
+    ``contrast`` with its interval as text (``contrast_ci``), ``sd_ratio`` with ``ratio_ci``, each
+    arm's seed SD and mean mask mAP (``sd_sparse``, ``sd_reference``, ``map_sparse``,
+    ``map_reference``, points), and the decision's ``mde``, ``n_needed`` and ``seconds_needed``
+    (NaN where the decision gives none)."""
+    from ...publish import report, tables
     from .train import spread_ratio
 
     seeds = results["seed"].nunique()
@@ -468,9 +471,14 @@ def judge_k_sweep(results: pd.DataFrame, sparse: int, reference: int,
     contrast = brown_forsythe(results, sparse) - brown_forsythe(results, reference)
     per_k = {k: results[results["k"] == k].sort_values("seed")["mask_AP"].to_numpy(float) for k in (sparse, reference)}
     ratio = spread_ratio([per_k[sparse]], per_k[reference])
-    report.judge("spheroid-C9", contrast.to_numpy(), gates=c9_gates(results, sparse, reference), digits=2,
-                 seconds_per_unit=seconds_per_seed,
-                 note=f"seed SD at k = {sparse} / at k = {reference}: {ratio['mean']:.2f} "
-                      f"(F interval [{ratio['low']:.2f}, {ratio['high']:.2f}]), shown, not judged")
-    return {"contrast": float(contrast.mean()), "sd_ratio": ratio["mean"],
-            "sd_sparse": float(100 * per_k[sparse].std(ddof=1)), "sd_reference": float(100 * per_k[reference].std(ddof=1))}
+    entry = report.judge("spheroid-C9", contrast.to_numpy(), gates=c9_gates(results, sparse, reference), digits=2,
+                         seconds_per_unit=seconds_per_seed,
+                         note=f"seed SD at k = {sparse} / at k = {reference}: {ratio['mean']:.2f} "
+                              f"(F interval [{ratio['low']:.2f}, {ratio['high']:.2f}]), shown, not judged")
+    number = lambda key: float("nan") if entry.get(key) is None else float(entry[key])  # noqa: E731
+    return {"contrast": float(contrast.mean()),
+            "contrast_ci": tables.fmt_interval(entry.get("low"), entry.get("high"), entry.get("n"), 2),
+            "sd_ratio": ratio["mean"], "ratio_ci": f"[{ratio['low']:.2f}, {ratio['high']:.2f}]",
+            "sd_sparse": float(100 * per_k[sparse].std(ddof=1)), "sd_reference": float(100 * per_k[reference].std(ddof=1)),
+            "map_sparse": float(100 * per_k[sparse].mean()), "map_reference": float(100 * per_k[reference].mean()),
+            "mde": number("mde"), "n_needed": number("n_needed"), "seconds_needed": number("seconds_needed")}
