@@ -229,7 +229,13 @@ def _gate_value(value: Any) -> str:
 
     >>> _gate_value(-0.0005948479394988215), _gate_value(200), _gate_value("not measured")
     ('-0.000595', '200', 'not measured')
+    >>> _gate_value(float("nan")), _gate_value(None)   # never "nan" on a page (one seed: no interval)
+    ('not computed', 'not measured')
     """
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and math.isnan(value):
+        return "not computed"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return f"{value:.3g}" if isinstance(value, float) else str(value)
