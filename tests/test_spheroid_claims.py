@@ -1,4 +1,4 @@
-"""The spheroid chapter's verdict functions (chapters/spheroid/claims.py): the registered arms'
+"""The spheroid chapter's verdict functions (chapters/spheroid/claims/): the registered arms'
 paired differences, every registered gate supplied, and a stand-in without the phenomenon gives
 "not testable here" whatever SBS did."""
 
