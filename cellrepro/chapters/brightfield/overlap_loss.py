@@ -3,27 +3,47 @@
 Sec. 5.4 trains "both cytoplasm and overlap decoders in parallel" (a 2-head SE-U-Net), the cytoplasm
 head with BCE (Eq. 4.1) and the overlap head with a focal loss reweighted by a map ``P``
 (:mod:`.overlap`: v0-v4), thresholds only the overlap head at 0.3 and scores it on pooled pixels.
+Issue 31 scores it threshold-free first (pixel average precision, ``ap``), F1 at 0.3 beside: the
+maps move the operating point, so F1 at a fixed threshold mixes calibration with discrimination.
 
-Eq. 4.5 can be read two ways (:mod:`cellrepro.losses.focal`): as printed, the label becomes
-``y (1 - P)``, which with the maps that are 1 on the annotated overlap (v2, v3, v4) turns every overlap
-label into a background label, so the head would learn no overlap at all, and the thesis's own v2-v4
-rows (its best) could not have come from it; as the prose describes it, ``1 - P`` relaxes the penalty
-for predicting an overlap where one is likely (the negative term). The v0-v4 arms (:data:`ARMS`) use
-the prose's reading (``"negative"``); the printed equation is run on v4 beside it, and Eq. 5.1 (the
-whole loss times ``P``) on v4 is the arm of claim C5. ``none`` is Lin et al.'s focal loss without a
-map. Focal alpha and gamma are Lin et al.'s 0.25 and 2 (the thesis gives none).
+**Weak labels.** The maps exist because the thesis's overlap annotation is weak (hand-drawn amodal
+polygons). The synthetic fields' overlaps are exact, so every arm but the positive control trains on
+:func:`~cellrepro.data.synthetic.brightfield.weak_overlaps` of its fields (drawn once per seed, the
+same for every arm: ``Streams(seed).numpy("weak-overlaps")``), and the maps are built from the weak
+annotation, as the thesis builds them from its own; the test fields keep the exact truth. The
+``"exact labels"`` arm (no map, exact overlaps) is the positive control: if it does not beat the
+weak-label no-map arm, weak labels cost nothing here and no map can be expected to recover it.
+
+**Two readings, each made coherent.** Eq. 4.5 as printed replaces the label by ``y (1 - P)``; v4 as
+the project first read Eq. 4.3-4.4 (the distance to the *other* cells, ``reading="other-cells"``) is 1
+on every overlap, so the printed form would remove every overlap label and the head could learn
+nothing. Two readings keep the thesis's equations consistent with its results, and both are run:
+
+- **prose** (:data:`READINGS` ``"prose"``): v4 over the other cells, and Eq. 4.5 as the prose
+  describes it, ``1 - P`` relaxing the penalty for predicting an overlap where one is likely
+  (the negative term, ``"negative"``); the published runs' reading;
+- **printed**: Eq. 4.5 exactly as printed (``"label"``) with v4 read as Sec. 4.3's per-cell interior
+  distance map (``reading="interior"``: low at the cell's border, rising inwards), under which
+  ``y (1 - P)`` keeps most of each overlap's label.
+
+Eq. 5.1 (the whole loss times ``P``, ``"loss"``) is run with each reading's v4; claim C5 (it brings
+"no significant improvement") is judged under each (:mod:`.claims`). Focal alpha and gamma are Lin et
+al.'s 0.25 and 2 (the thesis gives none). v0-v3 remain arms a user may name (:data:`ARMS`); the book
+runs :data:`BOOK_ARMS`.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ...data.synthetic.brightfield import semantic_maps, weak_overlaps
 from ...data.types import Field
+from ...engine.streams import Streams
 from ...losses.focal import OverlapFocalLoss
 from . import train as bt
 from .overlap import field_overlap_map
@@ -32,20 +52,65 @@ HEADS = ("cytoplasm", "overlap")
 THRESHOLD = 0.3
 """The overlap head's threshold at inference (Sec. 5.4)."""
 READING = "negative"
-"""How the v0-v4 arms read Eq. 4.5 (the prose's reading; see the module docstring)."""
-PRINTED = "v4, Eq. 4.5 as printed"
-EQ51 = "v4, Eq. 5.1"
-ARMS = {"none": (None, "label"), "v0": ("v0", READING), "v1": ("v1", READING), "v2": ("v2", READING),
-        "v3": ("v3", READING), "v4": ("v4", READING), PRINTED: ("v4", "label"), EQ51: ("v4", "loss")}
-"""Arm -> (map version or None for no map, focal reweighting of :class:`~cellrepro.losses.focal.OverlapFocalLoss`)."""
-PAPER_ROWS = {"none": "SEU-Net, overlaps", **{f"v{i}": f"SEU-Net + attn. map (v{i}), overlaps" for i in range(5)}}
+"""How the prose reading (and the v0-v3 arms) read Eq. 4.5 (see the module docstring)."""
+
+
+class Arm(NamedTuple):
+    """One overlap-loss arm: ``map`` (a version of :mod:`.overlap` or None), the focal ``reweight`` of
+    :class:`~cellrepro.losses.focal.OverlapFocalLoss`, v4's ``reading`` (:data:`.overlap.V4_READINGS`)
+    and whether the arm trains on the ``exact`` overlaps (the positive control) or the weak ones."""
+
+    map: str | None
+    reweight: str
+    reading: str = "other-cells"
+    exact: bool = False
+
+
+NONE, EXACT = "none", "none, exact labels"
+V4, EQ51 = "v4", "v4, Eq. 5.1"
+PRINTED, PRINTED_EQ51 = "v4 interior, Eq. 4.5 as printed", "v4 interior, Eq. 5.1"
+ARMS = {NONE: Arm(None, "label"), EXACT: Arm(None, "label", exact=True),
+        **{f"v{i}": Arm(f"v{i}", READING) for i in range(4)},
+        V4: Arm("v4", READING), EQ51: Arm("v4", "loss"),
+        PRINTED: Arm("v4", "label", "interior"), PRINTED_EQ51: Arm("v4", "loss", "interior")}
+"""Every arm a run may name."""
+BOOK_ARMS = (NONE, EXACT, V4, EQ51, PRINTED, PRINTED_EQ51)
+"""The arms the book runs (issue 31: fewer arms, more seeds; v0-v3 dropped)."""
+READINGS = {"prose": (V4, EQ51), "printed": (PRINTED, PRINTED_EQ51)}
+"""Reading -> (its Eq. 4.5 arm, its Eq. 5.1 arm)."""
+PAPER_ROWS = {NONE: "SEU-Net, overlaps", **{f"v{i}": f"SEU-Net + attn. map (v{i}), overlaps" for i in range(5)}}
 METRICS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1", "iou": "IoU"}
+WEAK = {"missing": 0.5, "coarse": 3}
+"""Default weakening of the training overlaps (:func:`~cellrepro.data.synthetic.brightfield.weak_overlaps`)."""
 
 
-def maps(fields: Sequence[Field], version: str | None) -> list[dict[str, np.ndarray]]:
-    """Per field ``{"P": map}``: :func:`.overlap.field_overlap_map` of ``version``, or zeros for no map."""
+def maps(fields: Sequence[Field], version: str | None, reading: str = "other-cells") -> list[dict[str, np.ndarray]]:
+    """Per field ``{"P": map}``: :func:`.overlap.field_overlap_map` of ``version`` (v4 in ``reading``),
+    or zeros for no map."""
+    kwargs = {"reading": reading} if version == "v4" else {}
     return [{"P": np.zeros(f.amodal.shape[1:], np.float32) if version is None
-             else field_overlap_map(f, version).astype(np.float32)} for f in fields]
+             else field_overlap_map(f, version, **kwargs).astype(np.float32)} for f in fields]
+
+
+def weaken(fields: Sequence[Field], seed: int, missing: float = WEAK["missing"], coarse: int = WEAK["coarse"]
+           ) -> list[Field]:
+    """``fields`` with weak overlap annotation (:func:`~cellrepro.data.synthetic.brightfield.weak_overlaps`),
+    drawn from the seed's own stream so every arm of a seed sees the same weak labels."""
+    rng = Streams(seed).numpy("weak-overlaps")
+    return [weak_overlaps(f, rng, missing, coarse) for f in fields]
+
+
+def label_agreement(weak: Sequence[Field], exact: Sequence[Field]) -> float:
+    """Dice of the weak overlap labels with the exact ones, pooled over the fields (1: not weakened)."""
+    w = np.concatenate([semantic_maps(f.amodal, f.nuclei)["overlap"].ravel() for f in weak])
+    e = np.concatenate([semantic_maps(f.amodal, f.nuclei)["overlap"].ravel() for f in exact])
+    total = int(w.sum() + e.sum())
+    return float(2 * (w & e).sum() / total) if total else float("nan")
+
+
+REFERENCE = {EXACT: NONE, V4: NONE, EQ51: V4, PRINTED: NONE, PRINTED_EQ51: PRINTED,
+             **{f"v{i}": NONE for i in range(4)}}
+"""Arm -> the arm it is compared with (its ``shift`` column: how much the treatment moved the predictions)."""
 
 
 def overlap_loss(reweight: str, weights: Mapping[str, float] | None = None) -> bt.Loss:
@@ -64,28 +129,99 @@ def overlap_loss(reweight: str, weights: Mapping[str, float] | None = None) -> b
 
 
 def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], settings: bt.Settings,
-             arms: Sequence[str] = tuple(ARMS), threshold: float = THRESHOLD
-             ) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """Train and score every arm of one seed: one row per arm with ``seed``, ``arm``, ``map``,
-    ``reweight`` and the overlap head's pooled ``accuracy``, ``precision``, ``recall``, ``f1``, ``iou``
-    at ``threshold`` (and the cytoplasm head's F1 as ``cytoplasm_f1`` at 0.5); and each arm's test
-    probabilities."""
+             arms: Sequence[str] = BOOK_ARMS, threshold: float = THRESHOLD,
+             weak: Mapping[str, float] | None = WEAK) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """Train and score every arm of one seed.
+
+    ``weak`` (``missing``, ``coarse``) weakens the training overlaps (:func:`weaken`) for every arm
+    but :data:`EXACT`; None trains every arm on the fields as given (a user's annotation, already
+    as weak as it is).
+
+    Returns one row per arm with ``seed``, ``arm``, ``map``, ``reweight``, ``reading``, ``labels``
+    (weak / exact), the overlap head's pooled ``ap`` and ``accuracy``, ``precision``, ``recall``,
+    ``f1``, ``iou`` at ``threshold``, the cytoplasm head's F1 at ``settings.threshold``
+    (``cytoplasm_f1``), ``shift`` (share of test pixels whose thresholded overlap differs from the
+    arm's :data:`REFERENCE` arm, when that arm ran first) and ``label_dice`` (the training labels' Dice
+    with the exact ones); and each arm's test probabilities."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm {unknown[0]!r}; arms are {list(ARMS)}")
+    weak_fields = list(train_fields) if weak is None else weaken(train_fields, seed, **weak)
+    agreement = {False: label_agreement(weak_fields, train_fields), True: 1.0}
     rows, probs, cache = [], {}, {}
     for arm in arms:
-        version, reweight = ARMS[arm]
-        if version not in cache:
-            cache[version] = maps(train_fields, version)
-        net = bt.train_seunet(train_fields, HEADS, settings, seed, loss=overlap_loss(reweight, settings.weights),
-                              extra=cache[version])
+        spec = ARMS[arm]
+        fields = list(train_fields) if spec.exact else weak_fields
+        key = (spec.map, spec.reading, spec.exact)
+        if key not in cache:
+            cache[key] = maps(fields, spec.map, spec.reading)
+        net = bt.train_seunet(fields, HEADS, settings, seed, loss=overlap_loss(spec.reweight, settings.weights),
+                              extra=cache[key])
         probs[arm] = bt.predict(net, tests, settings)
         scores = bt.pooled_scores(probs[arm], tests, "overlap", threshold)
         cyto = bt.pooled_scores(probs[arm], tests, "cytoplasm", settings.threshold)["f1"]
-        rows.append({"seed": seed, "arm": arm, "map": version or "none", "reweight": reweight,
-                     **{k: scores[k] for k in METRICS}, "cytoplasm_f1": cyto})
+        ref = REFERENCE.get(arm)
+        shift = prediction_shift(probs[ref], probs[arm], threshold) if ref in probs else float("nan")
+        rows.append({"seed": seed, "arm": arm, "map": spec.map or "none", "reweight": spec.reweight,
+                     "reading": spec.reading if spec.map == "v4" else "", "labels": "exact" if spec.exact else "weak",
+                     "ap": scores["ap"], **{k: scores[k] for k in METRICS}, "cytoplasm_f1": cyto, "shift": shift,
+                     "label_dice": agreement[spec.exact or weak is None]})
     return pd.DataFrame(rows), probs
+
+
+def _seed_job(item: tuple[int, bool], train_fields: Callable[[int], Sequence[Field]] | Sequence[Field],
+              tests: Sequence[Field], settings: bt.Settings, arms: Sequence[str], threshold: float,
+              weak: Mapping[str, float] | None) -> tuple[pd.DataFrame, dict | None]:
+    """One seed of :func:`run_seeds`: ``item`` is (seed, whether to return the test probabilities)."""
+    seed, keep_probs = item
+    fields = train_fields(seed) if callable(train_fields) else train_fields
+    rows, probs = seed_run(seed, fields, tests, settings, arms, threshold, weak)
+    return rows, probs if keep_probs else None
+
+
+def run_seeds(seeds: Sequence[int], train_fields: Callable[[int], Sequence[Field]] | Sequence[Field],
+              tests: Sequence[Field], settings: bt.Settings, arms: Sequence[str] = BOOK_ARMS,
+              threshold: float = THRESHOLD, weak: Mapping[str, float] | None = WEAK, workers: int | str = "auto"
+              ) -> tuple[pd.DataFrame, dict[str, list[dict]], float]:
+    """:func:`seed_run` for every seed, the seeds spread over the CPU's cores
+    (:func:`cellrepro.engine.parallel.map_units`, one thread each; in this process on a GPU).
+
+    ``train_fields``: a seed's training fields (a picklable callable of the seed, e.g.
+    ``functools.partial(heads.fields, n=18, size=256)``) or one list every seed trains on. Returns
+    every seed's rows, the first seed's test probabilities (for figures) and the wall-clock seconds
+    per seed (the whole run's time over the seeds: what one more seed costs on this machine)."""
+    import dataclasses
+    import functools
+    import time
+
+    from ...engine.parallel import map_units, workers_for
+
+    if not seeds:
+        raise ValueError("seeds is empty")
+    quiet = dataclasses.replace(settings, progress=settings.progress and workers_for(len(seeds), workers,
+                                                                                  settings.device) == 1)
+    start = time.perf_counter()
+    job = functools.partial(_seed_job, train_fields=train_fields, tests=tests, settings=quiet, arms=arms,
+                            threshold=threshold, weak=weak)
+    results = map_units(job, [(seed, i == 0) for i, seed in enumerate(seeds)], workers, settings.device)
+    seconds = (time.perf_counter() - start) / len(seeds)
+    return pd.concat([r for r, _ in results], ignore_index=True), results[0][1], seconds
+
+
+def prediction_shift(a: Sequence[Mapping[str, np.ndarray]], b: Sequence[Mapping[str, np.ndarray]],
+                     threshold: float = THRESHOLD, head: str = "overlap") -> float:
+    """Share of pixels (pooled over the fields) whose thresholded ``head`` differs between two arms'
+    predictions: 0 when a treatment left the model's output unchanged.
+
+    >>> p = [{"overlap": np.array([[0.1, 0.5], [0.9, 0.2]])}]
+    >>> q = [{"overlap": np.array([[0.4, 0.5], [0.9, 0.2]])}]
+    >>> prediction_shift(p, q)
+    0.25
+    """
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} predictions against {len(b)}")
+    changed = sum(int(((x[head] >= threshold) != (y[head] >= threshold)).sum()) for x, y in zip(a, b))
+    return float(changed / sum(x[head].size for x in a))
 
 
 def paper_cells(rows: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
@@ -94,5 +230,7 @@ def paper_cells(rows: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
     return {(PAPER_ROWS[arm], theirs): part[ours].tolist()
             for arm, part in sel.groupby("arm") for ours, theirs in METRICS.items()}
 
-__all__ = ["ARMS", "EQ51", "HEADS", "METRICS", "PAPER_ROWS", "PRINTED", "READING", "THRESHOLD", "maps",
-           "overlap_loss", "paper_cells", "seed_run"]
+
+__all__ = ["ARMS", "Arm", "BOOK_ARMS", "EQ51", "EXACT", "HEADS", "METRICS", "NONE", "PAPER_ROWS", "PRINTED",
+           "PRINTED_EQ51", "READING", "READINGS", "REFERENCE", "THRESHOLD", "V4", "WEAK", "label_agreement", "maps",
+           "overlap_loss", "paper_cells", "prediction_shift", "run_seeds", "seed_run", "weaken"]

@@ -30,6 +30,7 @@ from ...data.crops import CropSampler
 from ...data.synthetic.brightfield import semantic_maps
 from ...data.types import Field
 from ...engine.hardware import release, torch_device
+from ...engine.streams import Streams
 from ...metrics.semantic import pixel_ap, semantic_scores
 from ...nets.seunet import HEAD_NAMES, SEUNet
 from ...engine.train import fit
@@ -167,6 +168,9 @@ def train_seunet(fields: Sequence[Field], heads: Sequence[str], settings: Settin
         loss: the training loss (default :func:`bce_heads_loss` with ``settings.weights``).
         extra: per field, extra target maps appended after :data:`TARGETS` (and flipped with them).
 
+    Crop positions, flips and the order of the fields come from the seed's own stream
+    (``Streams(seed).torch("crops")``): every arm of a seed cuts the same crops, whatever its heads,
+    loss or extra targets (paired arms, issue 31).
     The net comes back on the CPU in eval mode, its history as ``net.train_history``.
     """
     if not fields:
@@ -175,7 +179,8 @@ def train_seunet(fields: Sequence[Field], heads: Sequence[str], settings: Settin
         raise ValueError(f"extra has {len(extra)} entries for {len(fields)} fields")
     targets = [(field_targets(f, None if extra is None else extra[i], settings.border_width),)
                for i, f in enumerate(fields)]
-    sampler = CropSampler(None, fields, settings.crop, flips=True, to_tensor=field_input, targets=targets)
+    sampler = CropSampler(None, fields, settings.crop, flips=True, to_tensor=field_input, targets=targets,
+                          generator=Streams(seed).torch("crops"))
     torch.manual_seed(seed)
     net = SEUNet(2, heads, settings.features, se=settings.se, norm=settings.norm)
     if settings.crop % net.size_multiple:

@@ -1,0 +1,120 @@
+"""The brightfield thesis's verdict rules: registered gates and judgements, one function per claim.
+
+Units are data seeds: every arm of a seed trains on the same fields, weak labels and crops
+(:mod:`.overlap_loss`), so each seed gives one paired difference per claim. The thresholds below are
+the registrations' (``cellrepro/publish/claims/registrations.yml``); each gate's docstring says which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...publish.decision import Gate, decide, gate
+from . import overlap_loss as ol
+
+WEAK_COST = 0.02
+"""Positive control: exact labels must beat weak ones by this much overlap AP (the phenomenon maps address)."""
+SHIFT = 0.01
+"""A treatment engaged if it changed the thresholded overlap prediction of at least this share of test pixels."""
+CEILING = 0.95
+
+
+def _mean(rows: pd.DataFrame, arm: str, column: str) -> float:
+    values = rows.loc[rows["arm"] == arm, column].astype(float)
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def paired(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "ap") -> pd.Series:
+    """Per seed, ``metric`` of ``treatment`` minus ``reference`` (seeds where both ran)."""
+    wide = rows.pivot(index="seed", columns="arm", values=metric)
+    for arm in (treatment, reference):
+        if arm not in wide:
+            raise ValueError(f"no arm {arm!r} in the rows; arms are {list(wide.columns)}")
+    return (wide[treatment] - wide[reference]).dropna()
+
+
+def overlap_gates(rows: pd.DataFrame, treatment: str, reference: str, overlap_share: float,
+                  positive_control: bool = False) -> list[Gate]:
+    """The registered gates of brightfield-C4 and -C5 for ``treatment`` against ``reference``:
+
+    - *treatment engaged*: the treatment moved the thresholded overlap prediction of >=
+      :data:`SHIFT` of the test pixels against the reference (``shift``, mean over seeds);
+    - *reference off floor and ceiling*: the reference's test AP within [2 p, 0.95], p the test
+      overlap share (a constant map's AP is p);
+    - with ``positive_control``, *phenomenon present (weak labels cost AP)*: exact-label minus
+      weak-label no-map AP, mean over seeds, >= :data:`WEAK_COST`.
+    """
+    shift = rows.loc[rows["arm"] == treatment, "shift"].astype(float)
+    gates = [gate("treatment engaged", float(shift.mean()) if len(shift) else None, at_least=SHIFT),
+             gate("reference off floor and ceiling", _mean(rows, reference, "ap"),
+                  within=(round(2 * overlap_share, 4), CEILING))]
+    if positive_control:
+        gates.append(gate("phenomenon present (weak labels cost AP)",
+                          _mean(rows, ol.EXACT, "ap") - _mean(rows, ol.NONE, "ap"), at_least=WEAK_COST))
+    return gates
+
+
+def _reading_decision(claim: str, rows: pd.DataFrame, treatment: str, reference: str, overlap_share: float,
+                      positive_control: bool) -> dict[str, Any]:
+    """The registered rule of ``claim`` applied to another pair of arms (the second reading), without
+    recording it: its verdict, effect and interval for the primary entry's note."""
+    from ...publish.claims import registration
+
+    reg = registration(claim)
+    d = decide(paired(rows, treatment, reference).to_numpy(), test=reg["test"], paper_effect=reg.get("paper_effect"),
+               margin=reg.get("margin"), planning_effect=reg.get("planning_effect"),
+               gates=overlap_gates(rows, treatment, reference, overlap_share, positive_control))
+    return d.as_dict()
+
+
+def _text(d: dict[str, Any], digits: int = 3) -> str:
+    from ...publish import tables
+
+    failed = ", ".join(g["name"] for g in d["failed_gates"])
+    interval = tables.fmt_interval(d["low"], d["high"], d["n"], digits)
+    return f"{d['verdict']} ({d['mean']:+.{digits}f} {interval}" + (f"; failed: {failed})" if failed else ")")
+
+
+def judge_overlap(rows: pd.DataFrame, overlap_share: float, seconds_per_seed: float | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """brightfield-C4 and -C5 from :func:`.overlap_loss.seed_run`'s rows (overlap AP, paired over seeds).
+
+    C4 (v4 map minus no map) and C5 (Eq. 5.1 minus Eq. 4.5, one-sided non-superiority) are judged
+    through :func:`~cellrepro.publish.report.judge` under the prose reading (the registered primary),
+    and the same registered rule and gates are applied to the printed reading
+    (:data:`.overlap_loss.READINGS`), whose verdict goes into the entry's note. Returns, per claim
+    and reading (``"prose"``, ``"printed"``), what the page states: ``verdict``, ``effect`` (mean
+    paired AP difference), ``interval`` (text) and ``failed`` (the failed gates' names)."""
+    from ...publish import tables
+    from ...publish import report
+
+    out: dict[str, dict[str, Any]] = {}
+    pairs = {"brightfield-C4": {r: (eq45, ol.NONE) for r, (eq45, _) in ol.READINGS.items()},
+             "brightfield-C5": {r: (eq51, eq45) for r, (eq45, eq51) in ol.READINGS.items()}}
+    for claim, by_reading in pairs.items():
+        control = claim == "brightfield-C4"
+        second = _reading_decision(claim, rows, *by_reading["printed"], overlap_share, control)
+        treatment, reference = by_reading["prose"]
+        f1 = paired(rows, treatment, reference, "f1")
+        entry = report.judge(claim, paired(rows, treatment, reference).to_numpy(),
+                             gates=overlap_gates(rows, treatment, reference, overlap_share, control), digits=3,
+                             seconds_per_unit=seconds_per_seed,
+                             note=f"printed reading ({by_reading['printed'][0]} vs {by_reading['printed'][1]}): "
+                                  f"{_text(second)}; F1 at 0.3 (prose) {f1.mean():+.3f}, shown, not judged")
+        out[claim] = {reading: {"verdict": d["verdict"], "effect": float(d["effect" if "effect" in d else "mean"]),
+                                "interval": tables.fmt_interval(d["low"], d["high"], d["n"], 3),
+                                "failed": ", ".join(g["name"] for g in d["failed_gates"]) or "none"}
+                      for reading, d in (("prose", entry), ("printed", second))}
+    return out
+
+
+def seed_sd(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "ap") -> float:
+    """SD over seeds of the paired difference (for planning the next run)."""
+    d = paired(rows, treatment, reference, metric).to_numpy(float)
+    return float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
+
+
+__all__ = ["CEILING", "SHIFT", "WEAK_COST", "judge_overlap", "overlap_gates", "paired", "seed_sd"]
