@@ -15,7 +15,7 @@ from conftest import not_measured
 SHARE = 0.04
 
 
-def rows(effects: dict[str, float], seeds: int = 6, exact_gain: float = 0.1, shift: float = 0.05,
+def rows(effects: dict[str, float], seeds: int = 6, exact_gain: float = 0.1, shift: float = 0.2,
          base: float = 0.3, seed: int = 0) -> pd.DataFrame:
     """Synthetic seed_run rows: each arm's AP is the no-map arm's plus its effect plus noise."""
     rng = np.random.default_rng(seed)
@@ -25,8 +25,8 @@ def rows(effects: dict[str, float], seeds: int = 6, exact_gain: float = 0.1, shi
         for arm in ol.BOOK_ARMS:
             gain = exact_gain if arm == ol.EXACT else effects.get(arm, 0.0)
             ap = none + gain + (rng.normal(0, 0.01) if arm != ol.NONE else 0.0)
-            out.append({"seed": s, "arm": arm, "ap": ap, "f1": ap - 0.05,
-                        "shift": np.nan if arm == ol.NONE else shift})
+            out.append({"seed": s, "arm": arm, "ap": ap, "f1": ap - 0.05, "ap_cells": ap + 0.1,
+                        "rank_shift": np.nan if arm == ol.NONE else shift})
     return pd.DataFrame(out)
 
 
@@ -59,19 +59,25 @@ def test_weak_labels_that_cost_nothing_make_c4_not_testable_whatever_the_map_did
         out = claims.judge_overlap(rows({ol.V4: effect}, exact_gain=0.0), SHARE)
         entry = dict((c, e) for c, _, _, e in judged)["brightfield-C4"]
         assert entry["verdict"] == "not testable here"
-        assert [g["name"] for g in entry["failed_gates"]] == ["phenomenon present (weak labels cost AP)"]
+        assert [g["name"] for g in entry["failed_gates"]] == ["phenomenon present (weak labels cost AP)",
+                                                              "phenomenon present, 95% low"]
         assert out["brightfield-C4"]["printed"]["verdict"] == "not testable here"
-        # C5 does not need the positive control
-        assert dict((c, e) for c, _, _, e in judged)["brightfield-C5"]["verdict"] != "not testable here"
+        # nor can "Eq. 5.1 adds nothing" be told where there is nothing to add
+        assert dict((c, e) for c, _, _, e in judged)["brightfield-C5"]["verdict"] == "not testable here"
 
 
 def test_engagement_and_floor_gates():
-    r = rows({ol.V4: 0.05}, shift=0.001, base=0.05)
-    gates = {g.name: g for g in claims.overlap_gates(r, ol.V4, ol.NONE, SHARE, positive_control=True)}
+    r = rows({ol.V4: 0.05}, shift=0.01, base=0.05)
+    gates = {g.name: g for g in claims.overlap_gates(r, ol.V4, ol.NONE, SHARE)}
     assert not gates["treatment engaged"].passed
     assert not gates["reference off floor and ceiling"].passed  # AP 0.05 < 2 x 0.04
     assert gates["reference off floor and ceiling"].rule == "within [0.08, 0.95]"
-    assert gates["phenomenon present (weak labels cost AP)"].passed
+    assert gates["phenomenon present (weak labels cost AP)"].passed and gates["phenomenon present, 95% low"].passed
+
+
+def test_recovered_share_of_the_weak_label_cost():
+    r = rows({ol.V4: 0.05}, exact_gain=0.1)
+    assert claims.recovered(r) == pytest.approx(0.5, abs=0.1)
 
 
 def test_paired_names_a_missing_arm():

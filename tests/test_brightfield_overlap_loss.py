@@ -55,7 +55,8 @@ def test_seed_run_rows_and_unknown_arm(fields):
     assert set(probs[O.NONE][0]) == set(O.HEADS)
     assert rows[["ap", "f1", "precision", "cytoplasm_f1"]].notna().all().all()
     # EQ51's reference (v4) did not run: no shift; EXACT's (none) did
-    assert np.isnan(rows["shift"][1]) and 0 <= rows["shift"][2] <= 1
+    assert np.isnan(rows["shift"][1]) and 0 <= rows["shift"][2] <= 1 and 0 <= rows["rank_shift"][2] <= 1
+    assert rows["ap_cells"].notna().all()
     assert rows["label_dice"][0] < 1 and rows["label_dice"][2] == 1
     with pytest.raises(ValueError, match="unknown arm"):
         O.seed_run(0, fields, fields, TINY, arms=["v5"])
@@ -64,10 +65,10 @@ def test_seed_run_rows_and_unknown_arm(fields):
 def test_weak_labels_are_drawn_per_seed_and_shared_by_the_arms(fields):
     a, b = O.weaken(fields, 0), O.weaken(fields, 0)
     assert all(np.array_equal(x.amodal, y.amodal) for x, y in zip(a, b))
-    assert O.label_agreement(a, fields) < 1
-    assert O.label_agreement(fields, fields) == 1
+    assert O.label_agreement(a, fields)["dice"] < 1 and O.label_agreement(a, fields)["kept"] < 1
+    assert O.label_agreement(fields, fields) == {"dice": 1.0, "kept": 1.0}
     same = O.weaken(fields, 0, missing=0.0, coarse=0)
-    assert O.label_agreement(same, fields) == 1
+    assert O.label_agreement(same, fields)["dice"] == 1
 
 
 def test_arms_share_their_crops(fields):

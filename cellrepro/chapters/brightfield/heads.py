@@ -50,14 +50,17 @@ TEST_SEED = 10_000
 """Data seed of the held-out test fields (training fields use the run's seeds, far below it)."""
 
 
-def fields(seed: int, n: int, size: int, overlap: float = 0.35) -> list[Field]:
-    """``n`` annotated synthetic fields of side ``size`` drawn with ``seed`` (no unannotated pool)."""
-    return synthetic.generate(n=n, n_pool=0, size=size, seed=seed, overlap=overlap)[0]
+def fields(seed: int, n: int, size: int, overlap: float = 0.35,
+           optics: synthetic.Optics = synthetic.Optics()) -> list[Field]:
+    """``n`` annotated synthetic fields of side ``size`` drawn with ``seed`` (no unannotated pool),
+    rendered with ``optics``."""
+    return synthetic.generate(n=n, n_pool=0, size=size, seed=seed, overlap=overlap, optics=optics)[0]
 
 
-def held_out_fields(n: int, size: int, overlap: float = 0.35) -> list[Field]:
+def held_out_fields(n: int, size: int, overlap: float = 0.35, optics: synthetic.Optics = synthetic.Optics()
+                    ) -> list[Field]:
     """The held-out test fields (data seed :data:`TEST_SEED`)."""
-    return fields(TEST_SEED, n, size, overlap)
+    return fields(TEST_SEED, n, size, overlap, optics)
 
 
 def folder_split(root: str, n_test: int) -> tuple[list[Field], list[Field]]:

@@ -45,6 +45,7 @@ from ...data.synthetic.brightfield import semantic_maps, weak_overlaps
 from ...data.types import Field
 from ...engine.streams import Streams
 from ...losses.focal import OverlapFocalLoss
+from ...metrics.semantic import pixel_ap
 from . import train as bt
 from .overlap import field_overlap_map
 
@@ -100,12 +101,14 @@ def weaken(fields: Sequence[Field], seed: int, missing: float = WEAK["missing"],
     return [weak_overlaps(f, rng, missing, coarse) for f in fields]
 
 
-def label_agreement(weak: Sequence[Field], exact: Sequence[Field]) -> float:
-    """Dice of the weak overlap labels with the exact ones, pooled over the fields (1: not weakened)."""
+def label_agreement(weak: Sequence[Field], exact: Sequence[Field]) -> dict[str, float]:
+    """How weak the weak overlap labels are, pooled over the fields: ``dice`` with the exact ones
+    and ``kept``, the share of exact overlap pixels they still mark (both 1: not weakened)."""
     w = np.concatenate([semantic_maps(f.amodal, f.nuclei)["overlap"].ravel() for f in weak])
     e = np.concatenate([semantic_maps(f.amodal, f.nuclei)["overlap"].ravel() for f in exact])
     total = int(w.sum() + e.sum())
-    return float(2 * (w & e).sum() / total) if total else float("nan")
+    return {"dice": float(2 * (w & e).sum() / total) if total else float("nan"),
+            "kept": float((w & e).sum() / e.sum()) if e.any() else float("nan")}
 
 
 REFERENCE = {EXACT: NONE, V4: NONE, EQ51: V4, PRINTED: NONE, PRINTED_EQ51: PRINTED,
@@ -138,16 +141,20 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
     as weak as it is).
 
     Returns one row per arm with ``seed``, ``arm``, ``map``, ``reweight``, ``reading``, ``labels``
-    (weak / exact), the overlap head's pooled ``ap`` and ``accuracy``, ``precision``, ``recall``,
-    ``f1``, ``iou`` at ``threshold``, the cytoplasm head's F1 at ``settings.threshold``
-    (``cytoplasm_f1``), ``shift`` (share of test pixels whose thresholded overlap differs from the
-    arm's :data:`REFERENCE` arm, when that arm ran first) and ``label_dice`` (the training labels' Dice
-    with the exact ones); and each arm's test probabilities."""
+    (weak / exact), the overlap head's pooled ``ap``, its AP over the pixels inside true cells
+    (``ap_cells``: the overlaps' ranking among the cell pixels, where background cannot weigh in) and
+    ``accuracy``, ``precision``, ``recall``, ``f1``, ``iou`` at ``threshold``, the cytoplasm head's F1
+    at ``settings.threshold`` (``cytoplasm_f1``), against the arm's :data:`REFERENCE` arm (when that
+    arm ran first) ``shift`` (share of test pixels whose thresholded overlap differs) and
+    ``rank_shift`` (:func:`ranking_shift`), and ``label_dice`` and ``label_kept``
+    (:func:`label_agreement` of the training labels); and each arm's test probabilities."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm {unknown[0]!r}; arms are {list(ARMS)}")
     weak_fields = list(train_fields) if weak is None else weaken(train_fields, seed, **weak)
-    agreement = {False: label_agreement(weak_fields, train_fields), True: 1.0}
+    agreement = {False: label_agreement(weak_fields, train_fields), True: {"dice": 1.0, "kept": 1.0}}
+    truth = [semantic_maps(f.amodal, f.nuclei)["overlap"] for f in tests]
+    cells = [f.amodal.any(0) for f in tests]
     rows, probs, cache = [], {}, {}
     for arm in arms:
         spec = ARMS[arm]
@@ -162,10 +169,14 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
         cyto = bt.pooled_scores(probs[arm], tests, "cytoplasm", settings.threshold)["f1"]
         ref = REFERENCE.get(arm)
         shift = prediction_shift(probs[ref], probs[arm], threshold) if ref in probs else float("nan")
+        rank = ranking_shift(probs[ref], probs[arm], truth) if ref in probs else float("nan")
+        labels = agreement[spec.exact or weak is None]
         rows.append({"seed": seed, "arm": arm, "map": spec.map or "none", "reweight": spec.reweight,
                      "reading": spec.reading if spec.map == "v4" else "", "labels": "exact" if spec.exact else "weak",
-                     "ap": scores["ap"], **{k: scores[k] for k in METRICS}, "cytoplasm_f1": cyto, "shift": shift,
-                     "label_dice": agreement[spec.exact or weak is None]})
+                     "ap": scores["ap"], "ap_cells": pixel_ap([p["overlap"][c] for p, c in zip(probs[arm], cells)],
+                                                              [t[c] for t, c in zip(truth, cells)]),
+                     **{k: scores[k] for k in METRICS}, "cytoplasm_f1": cyto, "shift": shift, "rank_shift": rank,
+                     "label_dice": labels["dice"], "label_kept": labels["kept"]})
     return pd.DataFrame(rows), probs
 
 
@@ -208,6 +219,27 @@ def run_seeds(seeds: Sequence[int], train_fields: Callable[[int], Sequence[Field
     return pd.concat([r for r, _ in results], ignore_index=True), results[0][1], seconds
 
 
+def ranking_shift(a: Sequence[Mapping[str, np.ndarray]], b: Sequence[Mapping[str, np.ndarray]],
+                  truth: Sequence[np.ndarray], head: str = "overlap") -> float:
+    """Share of the ``k`` highest-ranked pixels (pooled over the fields; ``k`` = the true overlap
+    pixels) that differ between two arms' ``head`` probabilities: how much a treatment changed the
+    *ranking* that AP scores, whatever it did to the calibration (a loss that only shifts every
+    probability changes thresholded predictions but no ranking; 0 then).
+
+    >>> t = [np.array([[1, 0], [0, 0]])]
+    >>> p, q = [{"overlap": np.array([[0.9, 0.1], [0.2, 0.3]])}], [{"overlap": np.array([[0.1, 0.9], [0.2, 0.3]])}]
+    >>> ranking_shift(p, p, t), ranking_shift(p, q, t)
+    (0.0, 1.0)
+    """
+    if not len(a) == len(b) == len(truth):
+        raise ValueError(f"{len(a)} and {len(b)} predictions for {len(truth)} truth maps")
+    k = int(sum(np.count_nonzero(t) for t in truth))
+    if k == 0:
+        return float("nan")
+    top = [set(np.argpartition(-np.concatenate([x[head].ravel() for x in arm]), k - 1)[:k].tolist()) for arm in (a, b)]
+    return float(1 - len(top[0] & top[1]) / k)
+
+
 def prediction_shift(a: Sequence[Mapping[str, np.ndarray]], b: Sequence[Mapping[str, np.ndarray]],
                      threshold: float = THRESHOLD, head: str = "overlap") -> float:
     """Share of pixels (pooled over the fields) whose thresholded ``head`` differs between two arms'
@@ -233,4 +265,4 @@ def paper_cells(rows: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
 
 __all__ = ["ARMS", "Arm", "BOOK_ARMS", "EQ51", "EXACT", "HEADS", "METRICS", "NONE", "PAPER_ROWS", "PRINTED",
            "PRINTED_EQ51", "READING", "READINGS", "REFERENCE", "THRESHOLD", "V4", "WEAK", "label_agreement", "maps",
-           "overlap_loss", "paper_cells", "prediction_shift", "run_seeds", "seed_run", "weaken"]
+           "overlap_loss", "paper_cells", "prediction_shift", "ranking_shift", "run_seeds", "seed_run", "weaken"]

@@ -58,6 +58,7 @@ class Optics:
             -0.6 hollow the cell at its nucleus, so that nuclei look like background in
             brightfield, as the clear nuclei of the thesis's Fig. 4.5 do: the phenomenon behind
             the cytoplasm gaps at nuclei that the nuclei head is meant to close (issue 31).
+        nucleus_size: range of the nucleus radius as a fraction of its cell's (drawn per cell).
     """
 
     absorption: float = 0.15
@@ -67,6 +68,7 @@ class Optics:
     edge: float = 1.0
     debris: tuple[int, int] = (5, 15)
     nucleus: float = 0.6
+    nucleus_size: tuple[float, float] = (0.28, 0.38)
 
 
 DEFAULTS = {"n": 60, "n_pool": 200, "size": 256}
@@ -116,7 +118,7 @@ def make_field(name: str, rng: np.random.Generator, size: int, overlap: float, c
         if cell is None or cell.mask.sum() < 50 * scale ** 2:
             continue
         centre = (cell.top + cell.mask.shape[0] / 2, cell.left + cell.mask.shape[1] / 2)
-        nucleus = blob(centre, radius * rng.uniform(0.28, 0.38), rng, irregularity=0.06).within(cell)
+        nucleus = blob(centre, radius * rng.uniform(*optics.nucleus_size), rng, irregularity=0.06).within(cell)
         if nucleus is None or (nuclei[nucleus.slices][nucleus.mask] > 0).any():  # nuclei do not overlap
             continue
         masks.append(cell.full(shape))
