@@ -83,3 +83,83 @@ def test_recovered_share_of_the_weak_label_cost():
 def test_paired_names_a_missing_arm():
     with pytest.raises(ValueError, match="no arm 'v9'"):
         claims.paired(rows({}), "v9", ol.NONE)
+
+
+def head_rows(c1: float = 0.02, gap_base: float = 0.08, gap_4h: float = 0.03, border_gain: float = 0.2,
+              se_sd: float = 0.05, oracle: float = 0.03, removable: float = 0.05, three: float = 0.01,
+              seeds: int = 6, seed: int = 0) -> pd.DataFrame:
+    """Synthetic heads rows: cytoplasm rows for every arm, nuclei and border rows where the arm has
+    them, and the no-training baselines (seed -1)."""
+    from cellrepro.chapters.brightfield import heads
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(seeds):
+        base = 0.85 + rng.normal(0, 0.01)
+        cyto = {"base": base, "2-head": base + 0.02, "3-head": base + three + rng.normal(0, 0.002),
+                "4-head": base + c1, heads.PLAIN: base - 0.01}
+        for arm, f1 in cyto.items():
+            noise = rng.normal(0, 0.002)
+            out.append({"seed": s, "arm": arm, "target": "cytoplasm", "f1": f1 + noise, "precision": 0.9,
+                        "nucleus_gap": gap_4h if arm == "4-head" else gap_base,
+                        "excess_gap": (gap_4h if arm == "4-head" else gap_base) - 0.01, "fragments": 0.1,
+                        "oracle_gain": oracle, "se_sd": np.nan if arm == heads.PLAIN else se_sd})
+            if arm in ("2-head", "4-head"):
+                f1n = (0.8 if arm == "4-head" else 0.75) + noise
+                out.append({"seed": s, "arm": arm, "target": "nuclei", "f1": f1n, "ap": f1n, "prior_ap": 0.4,
+                            "removable_fp": removable})
+            if arm in ("3-head", "4-head"):
+                out.append({"seed": s, "arm": arm, "target": "border", "f1": 0.3, "ap": 0.3 + border_gain,
+                            "prior_ap": 0.3})
+    out += [{"seed": -1, "arm": heads.OTSU, "target": "cytoplasm", "f1": 0.5},
+            {"seed": -1, "arm": heads.ALL_CELL, "target": "cytoplasm", "f1": 0.54},
+            {"seed": -1, "arm": heads.CORE, "target": "nuclei", "f1": 0.4}]
+    return pd.DataFrame(out)
+
+
+def test_heads_claims_use_the_registered_differences_and_every_gate(judged):
+    r = head_rows()
+    out = claims.judge_heads(r, seconds_per_seed=60.0)
+    assert [c for c, *_ in judged] == ["brightfield-C1", "brightfield-C3", "brightfield-C20", "brightfield-C2",
+                                       "brightfield-C19"]
+    assert all(not not_measured(e) for *_, e in judged)
+    by = {c: d for c, d, _, _ in judged}
+    f1 = claims.heads_paired(r, "cytoplasm")
+    np.testing.assert_allclose(by["brightfield-C1"], (f1["4-head"] - f1["base"]).to_numpy())
+    np.testing.assert_allclose(by["brightfield-C20"], np.full(6, 0.05))
+    assert out["brightfield-C1"]["verdict"] == "holds" and out["brightfield-C20"]["verdict"] == "holds"
+    assert claims.floors(r) == {"cytoplasm": 0.54, "nuclei": 0.4}
+
+
+def test_without_the_phenomena_the_heads_claims_are_not_testable_whatever_the_heads_did(judged):
+    for c1 in (0.03, -0.03):
+        out = claims.judge_heads(head_rows(c1=c1, gap_base=0.01, gap_4h=0.0, oracle=0.005, removable=0.0, three=0.0))
+        assert out["brightfield-C1"]["failed"] == "phenomenon present (oracle)"
+        assert out["brightfield-C20"]["failed"] == "phenomenon present (nucleus gap)"
+        assert out["brightfield-C3"]["failed"] == "phenomenon present (removable nucleus false positives)"
+        assert out["brightfield-C2"]["failed"] == "phenomenon present (border and background heads help)"
+
+
+def test_heads_no_better_than_their_priors_and_flat_se_layers_fail_their_engagement_gates():
+    r = head_rows(border_gain=-0.05, se_sd=0.0)
+    names = {g.name: g.passed for g in claims.heads_gates(r, "brightfield-C3")}
+    assert names == {"phenomenon present (removable nucleus false positives)": True,
+                     "treatment engaged (border head learns)": False, "reference off floor and ceiling": True}
+    assert not {g.name: g.passed for g in claims.heads_gates(r, "brightfield-C19")}["treatment engaged"]
+
+
+def test_a_reference_at_the_trivial_floor_or_without_room_for_the_effect_fails():
+    r = head_rows()
+    low = r.assign(f1=np.where((r["arm"] == "base") & (r["target"] == "cytoplasm"), 0.53, r["f1"]))
+    high = r.assign(f1=np.where((r["arm"] == "base") & (r["target"] == "cytoplasm"), 0.97, r["f1"]))
+    for rows in (low, high):
+        gate = {g.name: g for g in claims.heads_gates(rows, "brightfield-C1")}["reference off floor and ceiling"]
+        assert not gate.passed and gate.rule == "within [0.54, 0.9558]"
+
+
+def test_c2_and_c19_are_skipped_when_their_arms_did_not_run(judged):
+    from cellrepro.chapters.brightfield import heads
+
+    r = head_rows()
+    out = claims.judge_heads(r[~r["arm"].isin(["3-head", heads.PLAIN])])
+    assert set(out) == {"brightfield-C1", "brightfield-C3", "brightfield-C20"}

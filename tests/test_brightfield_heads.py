@@ -24,6 +24,8 @@ def test_fragments_count_pieces_per_cell_and_nucleus_gaps():
     pred = cells.any(0).astype(float)
     pred[:, 4] = 0  # cell 0 cut in two, through its nucleus (half of its 4 pixels)
     out = H.fragments(pred, _field(cells, nuclei))
+    ring_gap = out.pop("ring_gap")
+    assert 0 < ring_gap < 2 / 8 and out.pop("excess_gap") == pytest.approx(2 / 8 - ring_gap)
     assert out == {"fragments": 0.5, "split_cells": 0.5, "nucleus_gap": 2 / 8, "cells": 2}
     whole = H.fragments(cells.any(0).astype(float), _field(cells, nuclei))
     assert whole["fragments"] == 0 and whole["nucleus_gap"] == 0
@@ -40,26 +42,30 @@ def _rows(f1_by_arm):
                          for a, v in f1_by_arm.items() for s in range(len(v))])
 
 
-def test_c2_rule_on_hand_made_seeds():
-    base = np.array([0.80, 0.81, 0.79])
-    big = _rows({"base": base, "2-head": base + [0.05, 0.06, 0.04], "3-head": base + 0.05,
-                 "4-head": base + 0.05 + [0.04, 0.05, 0.03]})
-    verdict, jump, d = H.c2_rule(big)
-    assert verdict == "holds" and jump["mean"] == pytest.approx(0.05) and d["mean"] == pytest.approx(0.015)
-    small_leap = _rows({"base": base, "2-head": base + [0.05, 0.06, 0.04], "3-head": base + 0.05,
-                        "4-head": base + 0.05 + [0.001, 0.0, 0.002]})
-    assert H.c2_rule(small_leap)[0] == "fails"
-    flat = _rows({"base": base, "2-head": base + [0.01, -0.01, 0.0], "3-head": base, "4-head": base})
-    assert H.c2_rule(flat)[0] == "inconclusive"
+def test_seed_run_scores_every_head_the_arm_has_and_the_se_excitations():
+    from cellrepro.chapters.brightfield import train as T
+    from cellrepro.data.synthetic import brightfield as B
+
+    tiny = T.Settings(steps=2, batch=2, crop=32, features=(4, 8), border_width=3, device="cpu", progress=False)
+    fields = B.generate(n=3, n_pool=0, size=64, seed=1, optics=B.Optics(nucleus=-0.3, nucleus_size=(0.45, 0.55)))[0]
+    rows, _ = H.seed_run(0, fields, fields[:2], tiny, arms=["base", "4-head", H.PLAIN])
+    assert rows.groupby("arm")["target"].apply(list).to_dict() == {
+        "base": ["cytoplasm"], "4-head": ["cytoplasm", "nuclei", "border"], H.PLAIN: ["cytoplasm"]}
+    cyto = rows[rows["target"] == "cytoplasm"].set_index("arm")
+    assert cyto.loc["base", "se_sd"] >= 0 and np.isnan(cyto.loc[H.PLAIN, "se_sd"])
+    spread, _, _ = H.run_seeds([0, 1], fields, fields[:2], tiny, arms=["base"], workers=2)
+    inline, _, _ = H.run_seeds([0, 1], fields, fields[:2], tiny, arms=["base"], workers=1)
+    pd.testing.assert_frame_equal(spread, inline)
 
 
-def test_contrast_and_best_within_one_se():
-    rows = _rows({"base": [0.80, 0.82, 0.81], "2-head": [0.90, 0.91, 0.92], "3-head": [0.85, 0.86, 0.84],
-                  "4-head": [0.905, 0.90, 0.915]})
-    e = H.contrast(rows, "cytoplasm", "4-head", "base")
-    assert e["mean"] == pytest.approx(0.0967, abs=1e-4) and e["n"] == 3
-    assert H.best_within_se(rows, "4-head") == (True, "2-head")
-    assert H.best_within_se(rows, "3-head") == (False, "2-head")
+def test_nuclei_size_is_a_knob_and_the_default_field_is_unchanged():
+    from cellrepro.data.synthetic import brightfield as B
+
+    default = B.generate(n=1, n_pool=0, size=96, seed=3)[0][0]
+    same = B.generate(n=1, n_pool=0, size=96, seed=3, optics=B.Optics(nucleus_size=(0.28, 0.38)))[0][0]
+    large = B.generate(n=1, n_pool=0, size=96, seed=3, optics=B.Optics(nucleus_size=(0.45, 0.55)))[0][0]
+    assert np.array_equal(default.bf_low, same.bf_low)
+    assert (large.nuclei > 0).sum() > (default.nuclei > 0).sum()
 
 
 def test_paper_cells_are_cells_of_tables_5_1_and_5_2():

@@ -180,43 +180,13 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
     return pd.DataFrame(rows), probs
 
 
-def _seed_job(item: tuple[int, bool], train_fields: Callable[[int], Sequence[Field]] | Sequence[Field],
-              tests: Sequence[Field], settings: bt.Settings, arms: Sequence[str], threshold: float,
-              weak: Mapping[str, float] | None) -> tuple[pd.DataFrame, dict | None]:
-    """One seed of :func:`run_seeds`: ``item`` is (seed, whether to return the test probabilities)."""
-    seed, keep_probs = item
-    fields = train_fields(seed) if callable(train_fields) else train_fields
-    rows, probs = seed_run(seed, fields, tests, settings, arms, threshold, weak)
-    return rows, probs if keep_probs else None
-
-
 def run_seeds(seeds: Sequence[int], train_fields: Callable[[int], Sequence[Field]] | Sequence[Field],
               tests: Sequence[Field], settings: bt.Settings, arms: Sequence[str] = BOOK_ARMS,
               threshold: float = THRESHOLD, weak: Mapping[str, float] | None = WEAK, workers: int | str = "auto"
               ) -> tuple[pd.DataFrame, dict[str, list[dict]], float]:
-    """:func:`seed_run` for every seed, the seeds spread over the CPU's cores
-    (:func:`cellrepro.engine.parallel.map_units`, one thread each; in this process on a GPU).
-
-    ``train_fields``: a seed's training fields (a picklable callable of the seed, e.g.
-    ``functools.partial(heads.fields, n=18, size=256)``) or one list every seed trains on. Returns
-    every seed's rows, the first seed's test probabilities (for figures) and the wall-clock seconds
-    per seed (the whole run's time over the seeds: what one more seed costs on this machine)."""
-    import dataclasses
-    import functools
-    import time
-
-    from ...engine.parallel import map_units, workers_for
-
-    if not seeds:
-        raise ValueError("seeds is empty")
-    quiet = dataclasses.replace(settings, progress=settings.progress and workers_for(len(seeds), workers,
-                                                                                  settings.device) == 1)
-    start = time.perf_counter()
-    job = functools.partial(_seed_job, train_fields=train_fields, tests=tests, settings=quiet, arms=arms,
-                            threshold=threshold, weak=weak)
-    results = map_units(job, [(seed, i == 0) for i, seed in enumerate(seeds)], workers, settings.device)
-    seconds = (time.perf_counter() - start) / len(seeds)
-    return pd.concat([r for r, _ in results], ignore_index=True), results[0][1], seconds
+    """:func:`seed_run` for every seed, side by side on the CPU's cores (:func:`.train.run_seeds`)."""
+    return bt.run_seeds(seed_run, seeds, train_fields, tests, settings, workers,
+                        arms=arms, threshold=threshold, weak=weak)
 
 
 def ranking_shift(a: Sequence[Mapping[str, np.ndarray]], b: Sequence[Mapping[str, np.ndarray]],

@@ -254,5 +254,45 @@ def pooled_scores(probs: Sequence[Mapping[str, np.ndarray]], fields: Sequence[Fi
     return {**semantic_scores(maps, truth, threshold, pooled=True), "ap": pixel_ap(maps, truth)}
 
 
+def _seed_job(item: tuple[int, bool], seed_run: Callable, train_fields, tests, settings: Settings,
+              kwargs: Mapping) -> tuple:
+    """One seed of :func:`run_seeds`: ``item`` is (seed, whether to return the test probabilities)."""
+    seed, keep_probs = item
+    fields = train_fields(seed) if callable(train_fields) else train_fields
+    rows, probs = seed_run(seed, fields, tests, settings, **kwargs)
+    return rows, probs if keep_probs else None
+
+
+def run_seeds(seed_run: Callable, seeds: Sequence[int], train_fields: Callable[[int], Sequence[Field]] | Sequence[Field],
+              tests: Sequence[Field], settings: Settings, workers: int | str = "auto", **kwargs):
+    """A section's ``seed_run(seed, train_fields, tests, settings, **kwargs) -> (rows, probs)`` for
+    every seed, the seeds spread over the CPU's cores (:func:`cellrepro.engine.parallel.map_units`,
+    one thread each; in this process on a GPU).
+
+    ``seed_run`` must be a module-level function and ``train_fields`` a seed's training fields (a
+    picklable callable of the seed, e.g. ``functools.partial(heads.fields, n=18, size=256)``) or one
+    list every seed trains on. Returns every seed's rows (one DataFrame), the first seed's test
+    probabilities (for figures) and the wall-clock seconds per seed (the whole run's time over the
+    seeds: what one more seed costs on this machine)."""
+    import dataclasses
+    import functools
+    import time
+
+    import pandas as pd
+
+    from ...engine.parallel import map_units, workers_for
+
+    if not seeds:
+        raise ValueError("seeds is empty")
+    alone = workers_for(len(seeds), workers, settings.device) == 1
+    quiet = dataclasses.replace(settings, progress=settings.progress and alone)
+    start = time.perf_counter()
+    job = functools.partial(_seed_job, seed_run=seed_run, train_fields=train_fields, tests=tests, settings=quiet,
+                            kwargs=kwargs)
+    results = map_units(job, [(seed, i == 0) for i, seed in enumerate(seeds)], workers, settings.device)
+    seconds = (time.perf_counter() - start) / len(seeds)
+    return pd.concat([r for r, _ in results], ignore_index=True), results[0][1], seconds
+
+
 __all__ = ["Loss", "SCHEDULES", "Settings", "TARGETS", "bce_heads_loss", "field_input", "field_targets", "pooled_scores",
-           "predict", "target_index", "train_seunet"]
+           "predict", "run_seeds", "target_index", "train_seunet"]
