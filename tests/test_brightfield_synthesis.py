@@ -107,6 +107,9 @@ def test_pix2pix_trains_and_translates(sources):
     assert not np.array_equal(out[0].bf_low, again[0].bf_low)  # dropout stays on at inference
     ae = P.train(sources, dataclasses.replace(settings, adversarial=False), seed=0)
     assert "mse" in ae.history.columns and "g_gan" not in ae.history.columns
+    assert np.isnan(P.loss_drop(tr))  # fewer than 10 updates: no tenths to compare
+    longer = P.train(sources, dataclasses.replace(settings, steps=20), seed=0)
+    assert np.isfinite(P.loss_drop(longer)) and P.loss_drop(longer) < 1
     with pytest.raises(ValueError, match="source"):
         P.Settings(source="fluorescence")
 

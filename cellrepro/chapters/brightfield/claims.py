@@ -272,6 +272,7 @@ def judge_heads(rows: pd.DataFrame, seconds_per_seed: float | None = None) -> di
                       "failed": ", ".join(g["name"] for g in entry["failed_gates"]) or "none"}
     return out
 
+
 __all__ = ["CEILING", "NUCLEUS_GAP", "PAPER", "RANK_SHIFT", "REMOVABLE_FP", "SE_SD", "WEAK_COST", "floors", "heads_differences",
            "heads_gates", "heads_paired", "judge_heads", "judge_overlap", "overlap_gates", "paired", "recovered",
            "seed_sd"]

@@ -133,7 +133,9 @@ def seed_run(seed: int, pairs: Sequence[Field], annotated: Sequence[Field], test
 
     ``pairs``: unannotated (phase, brightfield) pairs (pix2pix, autoencoder); ``annotated``: the seed's
     annotated fields (mask -> brightfield trains on them; the feature network too). Returns one row per
-    translator (``seed``, ``translator``, ``l1``, ``ssim``, ``fid``) and the translated test fields.
+    translator (``seed``, ``translator``, ``l1``, ``ssim``, ``fid``, ``kid`` with ``kid_sd`` over its
+    subsets, and for the trained ones ``loss_drop``, :func:`.pix2pix.loss_drop`) and the translated
+    test fields.
     """
     from dataclasses import replace as dc_replace
 
@@ -147,8 +149,12 @@ def seed_run(seed: int, pairs: Sequence[Field], annotated: Sequence[Field], test
     out["mean planes"] = mean_planes(pairs, tests)
     net = feature_net(annotated, seg, seed)
     real = features(net, tests, crop, per_field, seed)
-    rows = [{"seed": seed, "translator": name, **pixel_scores(fields, tests),
-             "fid": frechet(features(net, fields, crop, per_field, seed), real)} for name, fields in out.items()]
+    rows = []
+    for name, fields in out.items():
+        generated = features(net, fields, crop, per_field, seed)
+        rows.append({"seed": seed, "translator": name, **pixel_scores(fields, tests), "fid": frechet(generated, real),
+                     **kid(generated, real, seed=seed),
+                     "loss_drop": pix2pix.loss_drop(trained[name]) if name in trained else float("nan")})
     return rows, out
 
 

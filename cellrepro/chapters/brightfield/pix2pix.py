@@ -36,6 +36,7 @@ from torch import nn
 from ...data.crops import CropSampler
 from ...data.types import Field
 from ...engine.hardware import release, torch_device
+from ...engine.streams import Streams
 from ...engine.train import fit
 
 SOURCES = ("phase", "mask")
@@ -199,7 +200,8 @@ def train(pairs: Sequence[Field], settings: Settings, seed: int) -> Translator:
     scaler = Scaler.fit(pairs, settings.source)
     targets = [(scaler.target_tensor(f),) for f in pairs]
     sampler = CropSampler(None, pairs, settings.crop, flips=True,
-                          to_tensor=lambda f: scaler.source_tensor(f, settings.source), targets=targets)
+                          to_tensor=lambda f: scaler.source_tensor(f, settings.source), targets=targets,
+                          generator=Streams(seed).torch("crops"))  # the translators of a seed see the same crops
     torch.manual_seed(seed)
     gen = generator(settings)
     models = {"g": gen}
@@ -226,4 +228,36 @@ def train(pairs: Sequence[Field], settings: Settings, seed: int) -> Translator:
     return Translator(gen.eval(), scaler, settings, history)
 
 
-__all__ = ["L1_WEIGHT", "SOURCES", "Scaler", "Settings", "Translator", "d_losses", "discriminator", "g_losses", "generator", "train"]
+def receptive_field(settings: Settings) -> int:
+    """The side in pixels of the input patch one logit of :func:`discriminator` sees (its convolutions
+    walked in order: ``r += (k - 1) * jump``, ``jump *= stride``). A PatchGAN whose field covers the
+    whole training crop judges the crop as one image, not its patches (issue 31: 70 px on 64 px crops).
+
+    >>> receptive_field(Settings(disc_layers=3)), receptive_field(Settings(disc_layers=2))
+    (70, 34)
+    """
+    r, jump = 1, 1
+    for m in discriminator(settings).modules():
+        if isinstance(m, nn.Conv2d):
+            r += (m.kernel_size[0] - 1) * jump
+            jump *= m.stride[0]
+    return r
+
+
+def loss_drop(translator: Translator) -> float:
+    """How far the generator's reconstruction term fell: 1 - (its mean over the last 10 % of the
+    updates) / (over the first 10 %): ``g_l1`` for pix2pix, ``mse`` for the autoencoder. Near 0: the
+    generator did not learn."""
+    import pandas as pd
+
+    rows = pd.DataFrame(translator.history if translator.history is not None else [])
+    key = "g_l1" if "g_l1" in rows else "mse"
+    if key not in rows or len(rows) < 10:
+        return float("nan")
+    tenth = max(len(rows) // 10, 1)
+    values = rows[key].astype(float).to_numpy()
+    return float(1 - values[-tenth:].mean() / values[:tenth].mean())
+
+
+__all__ = ["L1_WEIGHT", "SOURCES", "Scaler", "Settings", "Translator", "d_losses", "discriminator", "g_losses", "generator",
+           "loss_drop", "receptive_field", "train"]
