@@ -134,3 +134,24 @@ def test_kid_is_unbiased_around_zero_and_grows_with_the_shift():
     assert shifts[0] < shifts[1] < shifts[2]
     with pytest.raises(ValueError, match="subset_size"):
         kid(a, b, subset_size=1)
+
+
+def test_two_sample_test_tells_blur_from_real_but_not_real_from_real():
+    """The classifier two-sample test: real fields of another draw (an A/A test) are
+    indistinguishable; the same planes blurred are not."""
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    from cellrepro.chapters.brightfield.fidelity import two_sample_test
+
+    real = B.generate(n=8, n_pool=0, size=64, seed=5)[0]
+    again = B.generate(n=8, n_pool=0, size=64, seed=6)[0]
+    blurred = [replace(f, bf_low=ndi.gaussian_filter(f.bf_low, 2), bf_high=ndi.gaussian_filter(f.bf_high, 2)) for f in real]
+    same = two_sample_test(real, again, steps=150, seed=0)
+    blur = two_sample_test(real, blurred, steps=150, seed=0)
+    assert blur["accuracy"] > 0.8 and blur["auc"] > 0.9
+    assert abs(same["accuracy"] - 0.5) < 0.2 and same["n"] == 2 * 4 * 16
+    assert two_sample_test(real, blurred, steps=150, seed=0) == blur  # deterministic
+    with pytest.raises(ValueError, match="standardise"):
+        two_sample_test(real, blurred, standardise="field")
