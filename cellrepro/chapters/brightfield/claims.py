@@ -131,8 +131,6 @@ def seed_sd(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "a
     return float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
 
 
-
-
 # ----------------------------------------------------------------------------------------------------
 # Tables 5.1-5.2: the heads (brightfield-C1, C2, C3, C19, C20)
 # ----------------------------------------------------------------------------------------------------
