@@ -66,6 +66,14 @@ def test_phase_paste_adds_and_brightfield_paste_occludes(sources):
             np.testing.assert_allclose(two.bf_low[m], one.bf_low[m], rtol=1e-5)
 
 
+def test_exact_translator_without_noise_and_light_is_the_smooth_render(sources):
+    default = S.translate_exact(sources[:2], seed=1)
+    assert all(np.array_equal(a.bf_low, b.bf_low) for a, b in zip(default, S.translate_exact(sources[:2], seed=1, optics=B.Optics())))
+    clean = S.translate_exact(sources[:2], seed=1, optics=B.Optics(noise=0.0, light=0.0))
+    rough = lambda f: float(np.abs(np.diff(f.bf_low, axis=1)).mean())  # noqa: E731
+    assert all(rough(c) < rough(d) for c, d in zip(clean, default))
+
+
 def test_exact_translator_fills_both_planes(sources):
     fields = S.translate_exact(S.paste_fields(sources, n=2, size=96, seed=1), seed=0)
     assert all(f.bf_low.shape == (96, 96) and f.bf_high.dtype == np.float32 for f in fields)
@@ -105,6 +113,8 @@ def test_pix2pix_trains_and_translates(sources):
     assert out[0].bf_low.shape == (96, 96) and np.isfinite(out[0].bf_high).all()
     again = tr(sources[:1], seed=1)
     assert not np.array_equal(out[0].bf_low, again[0].bf_low)  # dropout stays on at inference
+    fixed = [tr(sources[:1], seed=s, dropout=False)[0].bf_low for s in (0, 1)]
+    assert np.array_equal(*fixed) and not np.array_equal(fixed[0], out[0].bf_low)
     ae = P.train(sources, dataclasses.replace(settings, adversarial=False), seed=0)
     assert "mse" in ae.history.columns and "g_gan" not in ae.history.columns
     assert np.isnan(P.loss_drop(tr))  # fewer than 10 updates: no tenths to compare

@@ -164,16 +164,17 @@ class Translator:
     history: object = None
 
     @torch.no_grad()
-    def __call__(self, fields: Sequence[Field], seed: int = 0) -> list[Field]:
+    def __call__(self, fields: Sequence[Field], seed: int = 0, dropout: bool = True) -> list[Field]:
         """``fields`` with ``bf_low``/``bf_high`` generated from their phase (or masks); dropout on, as the
-        thesis runs it, with torch seeded by ``seed``."""
+        thesis runs it, with torch seeded by ``seed``; ``dropout=False`` translates deterministically
+        (its noise is not the real planes' noise: a realism measure should agree both ways)."""
         from dataclasses import replace
 
         device = torch_device(self.settings.device)
         gen = self.gen.to(device).eval()
         for m in gen.modules():
             if isinstance(m, nn.Dropout):
-                m.train()
+                m.train(dropout)
         torch.manual_seed(seed)
         out = []
         try:
