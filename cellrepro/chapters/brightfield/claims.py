@@ -29,6 +29,23 @@ def _mean(rows: pd.DataFrame, arm: str, column: str) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
+def _low(values: np.ndarray) -> float:
+    """Lower end of the 95% t-interval of ``values`` over units (NaN for fewer than 2)."""
+    from ...publish.report import paired_effect
+
+    return paired_effect(values)["low"] if len(values) > 1 else float("nan")
+
+
+def _summary(entry: dict[str, Any], digits: int) -> dict[str, Any]:
+    """What a page states of a decision: ``verdict``, ``effect``, ``interval`` (text) and ``failed``
+    (the failed gates' names, or "none")."""
+    from ...publish import tables
+
+    return {"verdict": entry["verdict"], "effect": float(entry["effect"] if "effect" in entry else entry["mean"]),
+            "interval": tables.fmt_interval(entry["low"], entry["high"], entry["n"], digits),
+            "failed": ", ".join(g["name"] for g in entry["failed_gates"]) or "none"}
+
+
 def paired(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "ap") -> pd.Series:
     """Per seed, ``metric`` of ``treatment`` minus ``reference`` (seeds where both ran)."""
     wide = rows.pivot(index="seed", columns="arm", values=metric)
@@ -50,15 +67,12 @@ def overlap_gates(rows: pd.DataFrame, treatment: str, reference: str, overlap_sh
       weak-label no-map AP, mean over seeds, >= :data:`WEAK_COST`, and the lower end of its 95%
       t-interval over seeds > 0 (told from zero, not only large on average).
     """
-    from ...publish.report import paired_effect
-
     rank = rows.loc[rows["arm"] == treatment, "rank_shift"].astype(float)
     cost = paired(rows, ol.EXACT, ol.NONE).to_numpy(float) if ol.EXACT in set(rows["arm"]) else np.array([])
-    low = paired_effect(cost)["low"] if len(cost) > 1 else float("nan")
     return [gate("treatment engaged", float(rank.mean()) if len(rank) else None, at_least=RANK_SHIFT),
             gate("phenomenon present (weak labels cost AP)", float(cost.mean()) if len(cost) else None,
                  at_least=WEAK_COST),
-            gate("phenomenon present, 95% low", low, at_least=math.nextafter(0, 1)),
+            gate("phenomenon present, 95% low", _low(cost), at_least=math.nextafter(0, 1)),
             gate("reference off floor and ceiling", _mean(rows, reference, "ap"),
                  within=(round(2 * overlap_share, 4), CEILING))]
 
@@ -77,11 +91,9 @@ def _reading_decision(claim: str, rows: pd.DataFrame, treatment: str, reference:
 
 
 def _text(d: dict[str, Any], digits: int = 3) -> str:
-    from ...publish import tables
-
-    failed = ", ".join(g["name"] for g in d["failed_gates"])
-    interval = tables.fmt_interval(d["low"], d["high"], d["n"], digits)
-    return f"{d['verdict']} ({d['mean']:+.{digits}f} {interval}" + (f"; failed: {failed})" if failed else ")")
+    short = _summary(d, digits)
+    failed = "" if short["failed"] == "none" else f"; failed: {short['failed']}"
+    return f"{short['verdict']} ({short['effect']:+.{digits}f} {short['interval']}{failed})"
 
 
 def judge_overlap(rows: pd.DataFrame, overlap_share: float, seconds_per_seed: float | None = None
@@ -94,7 +106,6 @@ def judge_overlap(rows: pd.DataFrame, overlap_share: float, seconds_per_seed: fl
     (:data:`.overlap_loss.READINGS`), whose verdict goes into the entry's note. Returns, per claim
     and reading (``"prose"``, ``"printed"``), what the page states: ``verdict``, ``effect`` (mean
     paired AP difference), ``interval`` (text) and ``failed`` (the failed gates' names)."""
-    from ...publish import tables
     from ...publish import report
 
     out: dict[str, dict[str, Any]] = {}
@@ -111,10 +122,7 @@ def judge_overlap(rows: pd.DataFrame, overlap_share: float, seconds_per_seed: fl
                              note=f"printed reading ({by_reading['printed'][0]} vs {by_reading['printed'][1]}): "
                                   f"{_text(second)}; shown, not judged: AP over true cell pixels {cells.mean():+.3f}, "
                                   f"F1 at 0.3 {f1.mean():+.3f}")
-        out[claim] = {reading: {"verdict": d["verdict"], "effect": float(d["effect" if "effect" in d else "mean"]),
-                                "interval": tables.fmt_interval(d["low"], d["high"], d["n"], 3),
-                                "failed": ", ".join(g["name"] for g in d["failed_gates"]) or "none"}
-                      for reading, d in (("prose", entry), ("printed", second))}
+        out[claim] = {"prose": _summary(entry, 3), "printed": _summary(second, 3)}
     return out
 
 
@@ -123,12 +131,6 @@ def recovered(rows: pd.DataFrame, treatment: str = ol.V4) -> float:
     labels - no map), ratio of the means over seeds (a point value: its denominator is small)."""
     cost = _mean(rows, ol.EXACT, "ap") - _mean(rows, ol.NONE, "ap")
     return (_mean(rows, treatment, "ap") - _mean(rows, ol.NONE, "ap")) / cost if cost else float("nan")
-
-
-def seed_sd(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "ap") -> float:
-    """SD over seeds of the paired difference (for planning the next run)."""
-    d = paired(rows, treatment, reference, metric).to_numpy(float)
-    return float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -164,12 +166,6 @@ def floors(rows: pd.DataFrame) -> dict[str, float]:
 
     return {"cytoplasm": max(_value(rows, ALL_CELL, "cytoplasm", "f1"), _value(rows, OTSU, "cytoplasm", "f1")),
             "nuclei": _value(rows, CORE, "nuclei", "f1")}
-
-
-def _low(values: np.ndarray) -> float:
-    from ...publish.report import paired_effect
-
-    return paired_effect(values)["low"] if len(values) > 1 else float("nan")
 
 
 def heads_gates(rows: pd.DataFrame, claim: str) -> list[Gate]:
@@ -258,19 +254,16 @@ def judge_heads(rows: pd.DataFrame, seconds_per_seed: float | None = None) -> di
     :func:`.heads.baseline_rows` through :func:`~cellrepro.publish.report.judge` (C2 and C19 only
     where their arms ran: 3-head, and the U-Net without SE). Returns per claim what the page states:
     ``verdict``, ``effect``, ``interval`` (text) and ``failed`` (the failed gates' names, or "none")."""
-    from ...publish import report, tables
+    from ...publish import report
 
     out = {}
     for claim, d in heads_differences(rows).items():
         entry = report.judge(claim, d.to_numpy(float), gates=heads_gates(rows, claim), digits=4,
                              seconds_per_unit=seconds_per_seed,
                              note=_c20_note(rows) if claim == "brightfield-C20" else "")
-        out[claim] = {"verdict": entry["verdict"], "effect": float(entry["effect"]),
-                      "interval": tables.fmt_interval(entry["low"], entry["high"], entry["n"], 4),
-                      "failed": ", ".join(g["name"] for g in entry["failed_gates"]) or "none"}
+        out[claim] = _summary(entry, 4)
     return out
 
 
 __all__ = ["CEILING", "NUCLEUS_GAP", "PAPER", "RANK_SHIFT", "REMOVABLE_FP", "SE_SD", "WEAK_COST", "floors", "heads_differences",
-           "heads_gates", "heads_paired", "judge_heads", "judge_overlap", "overlap_gates", "paired", "recovered",
-           "seed_sd"]
+           "heads_gates", "heads_paired", "judge_heads", "judge_overlap", "overlap_gates", "paired", "recovered"]
