@@ -163,3 +163,116 @@ def test_c2_and_c19_are_skipped_when_their_arms_did_not_run(judged):
     r = head_rows()
     out = claims.judge_heads(r[~r["arm"].isin(["3-head", heads.PLAIN])])
     assert set(out) == {"brightfield-C1", "brightfield-C3", "brightfield-C20"}
+
+
+def translator_rows(gain: float = 0.08, clean: float = 0.99, wrong: float = 0.9, mean: float = 0.99, aa: float = 0.5,
+                    d_acc: float = 0.7, p2p_structure: float = 0.3, ae: float = 0.98, seeds: int = 6,
+                    seed: int = 0) -> pd.DataFrame:
+    """Synthetic fidelity.seed_run rows: pix2pix told from real ``gain`` less often than the autoencoder."""
+    from cellrepro.chapters.brightfield import fidelity
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(seeds):
+        acc = {claims.AE: ae, claims.P2P: ae - gain + rng.normal(0, 0.01), claims.MASK: ae - gain / 2,
+               claims.L1: ae - gain / 2, claims.EXACT_OPTICS: 0.5 + rng.normal(0, 0.01), claims.EXACT_CLEAN: clean,
+               claims.WRONG_OPTICS: wrong, claims.MEAN: mean, claims.AA: aa}
+        for arm in (*fidelity.TRANSLATORS, *fidelity.CONTROLS):
+            row = {"seed": s, "translator": arm, "accuracy": acc[arm],
+                   "structure": {claims.P2P: p2p_structure, claims.MEAN: 0.0, claims.AA: 0.0}.get(arm, 0.3)}
+            if arm in fidelity.TRANSLATORS:
+                row.update(accuracy_s0=min(acc[arm] + 0.05, 1.0), accuracy_s2=acc[arm] - 0.02,
+                           accuracy_deterministic=acc[arm] + 0.01, loss_drop=0.2)
+            if arm in (claims.P2P, claims.MASK):
+                row["d_accuracy"] = d_acc
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def test_c10_is_the_autoencoder_minus_pix2pix_accuracy_with_every_registered_gate(judged):
+    r = translator_rows()
+    out = claims.judge_translators(r, seconds_per_seed=200.0)
+    assert [c for c, *_ in judged] == ["brightfield-C10"] and not not_measured(judged[0][3])
+    np.testing.assert_allclose(judged[0][1], claims.translator_paired(r, claims.P2P, claims.AE).to_numpy())
+    assert out["brightfield-C10"]["verdict"] == "holds" and out["brightfield-C10"]["failed"] == "none"
+    assert out["mask"]["verdict"] == "holds" and out["l1"]["verdict"] == "holds"
+    assert out["indistinguishable"]["verdict"] == "fails"  # pix2pix 0.42 above the exact optics
+    assert claims.judge_translators(translator_rows(gain=0.48))["indistinguishable"]["verdict"] == "holds"
+    worse = claims.judge_translators(translator_rows(gain=-0.08, ae=0.9))
+    assert worse["brightfield-C10"]["verdict"] == "fails"
+
+
+@pytest.mark.parametrize("change, failed", [
+    ({"clean": 0.6}, "phenomenon present (the test sees noise and light)"),
+    ({"wrong": 0.6}, "phenomenon present (the test sees how cells look)"),
+    ({"mean": 0.9}, "phenomenon present (the test sees missing cells)"),
+    ({"aa": 0.7}, "test at chance on real fields (A/A)"),
+    ({"d_acc": 0.99}, "treatment engaged (the adversarial game)"),
+    ({"d_acc": 0.5}, "treatment engaged (the adversarial game)"),
+    ({"p2p_structure": 0.1}, "treatment engaged (pix2pix draws the cells)"),
+    ({"ae": 0.55, "gain": 0.04}, "reference off the ceiling")])
+def test_c10_is_not_testable_when_a_control_or_the_game_fails_whatever_pix2pix_did(judged, change, failed):
+    out = claims.judge_translators(translator_rows(**change))
+    assert out["brightfield-C10"]["verdict"] == "not testable here" and out["brightfield-C10"]["failed"] == failed
+
+
+def test_translator_paired_names_a_missing_arm():
+    with pytest.raises(ValueError, match="no translator"):
+        claims.translator_paired(translator_rows(), claims.P2P, "cyclegan")
+
+
+def synthetic_rows(gain: float = 0.03, control: float = 0.04, structure: float = 0.7, seeds: int = 6,
+                   seed: int = 0) -> pd.DataFrame:
+    """Synthetic synthetic_data.seed_run rows: the pix2pix arm ``gain`` above the original arm, the
+    exact-optics arm ``control`` above it, on every head (brightfield paste at the original's level)."""
+    from cellrepro.chapters.brightfield import synthetic_data as sd
+
+    rng = np.random.default_rng(seed)
+    base = {"cytoplasm": 0.88, "nuclei": 0.8, "overlap": 0.2}
+    out = []
+    for s in range(seeds):
+        for head, value in base.items():
+            ref = value + rng.normal(0, 0.01)
+            scores = {sd.SHORT: ref - 0.05, sd.ORIGINAL: ref, sd.PIX2PIX: ref + gain + rng.normal(0, 0.005),
+                      sd.EXACT: ref + control + rng.normal(0, 0.005), sd.DIRECT: ref}
+            for arm, score in scores.items():
+                out.append({"seed": s, "arm": arm, "head": head, "f1": score, "ap": score, "seam_share": 0.1,
+                            "structure": structure, "exact_structure": 0.9})
+    return pd.DataFrame(out)
+
+
+def synthetic_baselines() -> pd.DataFrame:
+    from cellrepro.chapters.brightfield import heads
+
+    return pd.DataFrame([{"seed": -1, "arm": heads.OTSU, "target": "cytoplasm", "f1": 0.5},
+                         {"seed": -1, "arm": heads.ALL_CELL, "target": "cytoplasm", "f1": 0.54},
+                         {"seed": -1, "arm": heads.CORE, "target": "nuclei", "f1": 0.4}])
+
+
+def test_synthetic_claims_pair_the_registered_arms_with_every_gate(judged):
+    r = synthetic_rows()
+    out = claims.judge_synthetic(r, synthetic_baselines(), overlap_share=0.05, seconds_per_seed=140.0)
+    assert [c for c, *_ in judged] == ["brightfield-C6", "brightfield-C7", "brightfield-C8", "brightfield-C9"]
+    assert all(not not_measured(e) for *_, e in judged)
+    by = {c: d for c, d, _, _ in judged}
+    np.testing.assert_allclose(by["brightfield-C7"], claims.synthetic_paired(r, "cytoplasm", "pix2pix fields", "original"))
+    np.testing.assert_allclose(by["brightfield-C6"], claims.synthetic_paired(r, "overlap", "pix2pix fields",
+                                                                             "brightfield paste", "ap"))
+    assert out["brightfield-C9"]["verdict"] == "holds" and out["brightfield-C9"]["thesis_design"] > 0.07
+    assert np.isnan(out["brightfield-C6"]["thesis_design"])
+    assert claims.synthetic_floors(synthetic_baselines(), 0.05) == {"cytoplasm": 0.54, "nuclei": 0.4, "overlap": 0.1}
+
+
+def test_synthetic_claims_are_not_testable_when_even_exact_optics_fields_do_not_help(judged):
+    for gain in (0.05, -0.05):
+        out = claims.judge_synthetic(synthetic_rows(gain=gain, control=-0.02), synthetic_baselines(), 0.05)
+        for claim in ("brightfield-C6", "brightfield-C7", "brightfield-C8", "brightfield-C9"):
+            assert out[claim]["verdict"] == "not testable here"
+            assert out[claim]["failed"].startswith("phenomenon present")
+
+
+def test_a_translator_that_draws_no_cells_fails_the_engagement_gate():
+    gates = {g.name: g for g in claims.synthetic_gates(synthetic_rows(structure=0.2), "brightfield-C9",
+                                                       {"overlap": 0.1})}
+    assert not gates["treatment engaged (pix2pix draws the cells)"].passed
+    assert gates["treatment engaged (pix2pix draws the cells)"].rule == ">= 0.45"

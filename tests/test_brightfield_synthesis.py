@@ -99,7 +99,9 @@ def test_one_pix2pix_step_loss_terms_by_hand():
     log2 = float(np.log(2))
     assert d["d_real"].item() == pytest.approx(log2 / 2) and d["d_fake"].item() == pytest.approx(log2 / 2)
     assert g["g_gan"].item() == pytest.approx(log2) and g["g_l1"].item() == pytest.approx(100 * 0.5)
-    assert P.g_losses(None, x, y, fake)["mse"].item() == pytest.approx(0.25)
+    ae = P.g_losses(None, x, y, fake)
+    assert ae["mse"].item() == pytest.approx(0.25)
+    assert ae["bce"].item() > P.g_losses(None, x, y, y)["bce"].item()  # smallest where the output is the target
     g["g_l1"].backward()
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
 
@@ -116,7 +118,10 @@ def test_pix2pix_trains_and_translates(sources):
     fixed = [tr(sources[:1], seed=s, dropout=False)[0].bf_low for s in (0, 1)]
     assert np.array_equal(*fixed) and not np.array_equal(fixed[0], out[0].bf_low)
     ae = P.train(sources, dataclasses.replace(settings, adversarial=False), seed=0)
-    assert "mse" in ae.history.columns and "g_gan" not in ae.history.columns
+    assert {"mse", "bce"} <= set(ae.history.columns) and "g_gan" not in ae.history.columns and ae.disc is None
+    assert 0 <= P.discriminator_accuracy(tr, sources[:2]) <= 1
+    with pytest.raises(ValueError, match="without a discriminator"):
+        P.discriminator_accuracy(ae, sources[:2])
     assert np.isnan(P.loss_drop(tr))  # fewer than 10 updates: no tenths to compare
     longer = P.train(sources, dataclasses.replace(settings, steps=20), seed=0)
     assert np.isfinite(P.loss_drop(longer)) and P.loss_drop(longer) < 1
@@ -130,20 +135,6 @@ def test_both_paste_modes_place_the_same_cells(sources):
     for a, b in zip(phase, bright):
         assert np.array_equal(a.amodal, b.amodal) and np.array_equal(a.nuclei, b.nuclei)
         assert np.array_equal(a.phase, b.phase)
-
-
-def test_kid_is_unbiased_around_zero_and_grows_with_the_shift():
-    from cellrepro.chapters.brightfield.fidelity import frechet, kid
-
-    gen = torch.Generator().manual_seed(3)
-    small = [kid(torch.randn(60, 40, generator=gen), torch.randn(60, 40, generator=gen), seed=s)["kid"] for s in range(8)]
-    assert abs(np.mean(small)) < 3 * np.std(small) / np.sqrt(8) + 0.02  # centred on 0 with 60 samples in 40 dimensions
-    a, b = torch.randn(60, 40, generator=gen), torch.randn(60, 40, generator=gen)
-    assert frechet(a, b) > 10  # the Frechet estimate of two equal distributions is far from 0 there
-    shifts = [kid(a + d, b)["kid"] for d in (0.0, 0.5, 1.0)]
-    assert shifts[0] < shifts[1] < shifts[2]
-    with pytest.raises(ValueError, match="subset_size"):
-        kid(a, b, subset_size=1)
 
 
 def test_two_sample_test_tells_blur_from_real_but_not_real_from_real():
@@ -163,5 +154,51 @@ def test_two_sample_test_tells_blur_from_real_but_not_real_from_real():
     assert blur["accuracy"] > 0.8 and blur["auc"] > 0.9
     assert abs(same["accuracy"] - 0.5) < 0.2 and same["n"] == 2 * 4 * 16
     assert two_sample_test(real, blurred, steps=150, seed=0) == blur  # deterministic
+    assert two_sample_test(real, blurred, steps=150, seed=0, smooth=3.0)["accuracy"] < blur["accuracy"]  # both blurred
     with pytest.raises(ValueError, match="standardise"):
         two_sample_test(real, blurred, standardise="field")
+
+
+def test_the_bce_term_is_smallest_where_the_output_is_the_target():
+    y = torch.tensor([[-1.0, 0.0, 2.0]])
+    out = torch.zeros_like(y, requires_grad=True)
+    opt = torch.optim.SGD([out], lr=5.0)
+    for _ in range(300):
+        loss = P.g_losses(None, None, y, out)["bce"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose(out.detach().numpy(), y.numpy(), atol=1e-2)
+
+
+def test_default_discriminator_patches_are_smaller_than_the_default_crop():
+    assert P.receptive_field(P.Settings()) < P.Settings().crop
+
+
+def test_structure_is_zero_for_a_translator_that_ignores_its_input_and_one_for_the_truth(sources):
+    from cellrepro.chapters.brightfield.fidelity import mean_planes, pixel_scores
+
+    flat = mean_planes(sources, sources)
+    assert pixel_scores(flat, sources, flat[0])["structure"] == 0.0
+    assert pixel_scores(sources, sources, flat[0])["structure"] == pytest.approx(1.0)
+    assert np.isnan(pixel_scores(sources, sources)["structure"])
+
+
+def test_synthetic_seed_run_trains_every_arm_with_the_half_updates_arm_halved(tmp_path, monkeypatch):
+    from cellrepro.chapters.brightfield import synthetic_data as SD
+    from cellrepro.chapters.brightfield import train as bt
+
+    monkeypatch.setenv("CELLREPRO_CACHE", str(tmp_path))
+    fields = B.generate(n=3, n_pool=2, size=64, seed=1)
+    settings = bt.Settings(steps=4, batch=2, crop=32, features=(4, 8, 16, 32), device="cpu", progress=False)
+    gan = P.Settings(steps=2, batch=2, crop=32, features=(4, 8, 16, 32), disc_channels=4, device="cpu", progress=False)
+    rows, extra = SD.seed_run(0, fields[0][:2], fields[0][2:], settings, fields[1], gan, n_extra=2)
+    assert list(dict.fromkeys(rows["arm"])) == list(SD.ARMS) and len(rows) == len(SD.ARMS) * len(SD.HEADS)
+    assert set(rows.loc[rows["arm"] == SD.SHORT, "steps"]) == {2} and set(rows.loc[rows["arm"] != SD.SHORT, "steps"]) == {4}
+    assert set(rows.loc[rows["arm"] == SD.PIX2PIX, "n_train"]) == {4} and set(rows.loc[rows["arm"] == SD.ORIGINAL, "n_train"]) == {2}
+    assert rows[["structure", "exact_structure", "ap"]].notna().all().all()
+    direct, exact = extra["extra"][SD.DIRECT], extra["extra"][SD.EXACT]
+    assert all(np.array_equal(a.amodal, b.amodal) for a, b in zip(direct, exact))  # same cells, same places
+    assert any(tmp_path.rglob("*.pkl"))  # the translator went through the shared-work cache
+    with pytest.raises(ValueError, match="unknown arm"):
+        SD.seed_run(0, fields[0][:2], fields[0][2:], settings, fields[1], gan, n_extra=2, arms=["synthetic (large)"])

@@ -13,10 +13,16 @@ convolution block, where Isola et al.'s is in the first decoder blocks only; ins
 what Isola et al.'s batch norm at batch size 1 amounts to, and which keeps inference independent of
 running statistics), MONAI
 ``PatchDiscriminator`` (70x70-style, ``num_layers_d`` strided layers). The thesis's rejected
-alternatives (C10) are here too: the same generator trained as an autoencoder with an MSE loss alone
-(``adversarial=False``; the thesis says "MSE + BCE" without saying on what, so the BCE term is left
-out), and mask -> brightfield (``source="mask"``: the generator sees the cell masks instead of the
-phase image).
+alternatives (C10) are here too: the same generator trained as an autoencoder without a
+discriminator (``adversarial=False``) on "MSE + BCE" (the thesis does not say what its BCE compares;
+here the output and the target, both squashed by a sigmoid, so that both terms are pixel
+reconstruction losses minimised by the same image), and mask -> brightfield (``source="mask"``: the
+generator sees the cell masks instead of the phase image).
+
+The discriminator has 2 strided layers by default, a 34 px receptive field (:func:`receptive_field`):
+with 3, its 70 px field covers a whole 64 px training crop, and it judges the crop as one image
+rather than its patches (issue 31). :func:`discriminator_accuracy` scores the trained discriminator
+on held-out pairs: whether the adversarial game was still being played when training stopped.
 
 Images are standardised with statistics of the training pairs (:class:`Scaler`) and mapped back, so
 that translated planes are on the scale of real ones. Training uses :func:`cellrepro.engine.train.fit` with two
@@ -40,6 +46,7 @@ from ...engine.streams import Streams
 from ...engine.train import fit
 
 SOURCES = ("phase", "mask")
+RECONS = ("mse+bce", "l1")
 L1_WEIGHT = 100.0
 
 
@@ -55,7 +62,10 @@ class Settings:
         disc_channels, disc_layers: PatchDiscriminator's first width and strided layers.
         dropout: generator dropout, kept on at inference (the thesis: 0.5).
         l1_weight: lambda of the L1 term (100).
-        adversarial: False trains the generator alone with MSE (the autoencoder baseline of C10).
+        adversarial: False trains the generator alone (no discriminator): with MSE + BCE (the
+            autoencoder baseline of C10), or with ``recon="l1"`` on pix2pix's lambda-weighted L1 alone
+            (what pix2pix is without its adversarial term).
+        recon: the reconstruction loss without a discriminator: "mse+bce" or "l1".
         source: "phase" (the thesis's pix2pix) or "mask" (its failed mask -> brightfield variant).
     """
 
@@ -66,10 +76,11 @@ class Settings:
     betas: tuple[float, float] = (0.5, 0.999)
     features: tuple[int, ...] = (16, 32, 64, 128)
     disc_channels: int = 16
-    disc_layers: int = 3
+    disc_layers: int = 2
     dropout: float = 0.5
     l1_weight: float = L1_WEIGHT
     adversarial: bool = True
+    recon: str = "mse+bce"
     source: str = "phase"
     device: str = "auto"
     progress: bool = True
@@ -77,6 +88,8 @@ class Settings:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"Settings.source must be one of {SOURCES}, got {self.source!r}")
+        if self.recon not in RECONS:
+            raise ValueError(f"Settings.recon must be one of {RECONS}, got {self.recon!r}")
         for name in ("steps", "batch", "crop"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"Settings.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -91,10 +104,14 @@ def generator(settings: Settings) -> nn.Module:
 
 
 def discriminator(settings: Settings) -> nn.Module:
-    """MONAI ``PatchDiscriminator`` on the input and the two planes (3 channels), one logit per patch."""
+    """MONAI ``PatchDiscriminator`` on the input and the two planes (3 channels), one logit per patch,
+    with instance norm (what Isola et al.'s batch norm at batch size 1 amounts to). MONAI's default,
+    batch norm, would normalise the all-real and all-fake batches of :func:`d_losses` separately in
+    training, hiding the contrast and noise level that tell them apart, and score with running
+    statistics in eval mode: another network than the one that trained (a design referee)."""
     from monai.networks.nets import PatchDiscriminator
 
-    return PatchDiscriminator(2, settings.disc_channels, 3, num_layers_d=settings.disc_layers)
+    return PatchDiscriminator(2, settings.disc_channels, 3, num_layers_d=settings.disc_layers, norm="INSTANCE")
 
 
 @dataclass(frozen=True)
@@ -143,12 +160,17 @@ def d_losses(disc: nn.Module, x: torch.Tensor, y: torch.Tensor, fake: torch.Tens
 
 
 def g_losses(disc: nn.Module | None, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
-             l1_weight: float = L1_WEIGHT) -> dict[str, torch.Tensor]:
-    """The generator's terms: ``g_gan`` (fool D) and ``g_l1`` (lambda-weighted L1), Eq. 4.8; or ``mse``
-    alone without a discriminator (the autoencoder baseline). Compute them after D's update: D's
-    weights change in place when it steps."""
+             l1_weight: float = L1_WEIGHT, recon: str = "mse+bce") -> dict[str, torch.Tensor]:
+    """The generator's terms: ``g_gan`` (fool D) and ``g_l1`` (lambda-weighted L1), Eq. 4.8; or, without
+    a discriminator (the autoencoder baseline), ``mse`` and ``bce``: the binary cross-entropy between
+    the sigmoids of the output and of the (standardised) target, which like the MSE is smallest where
+    the output equals the target; or, with ``recon="l1"``, ``g_l1`` alone. Compute them after D's
+    update: D's weights change in place when it steps."""
+    if disc is None and recon == "l1":
+        return {"g_l1": l1_weight * F.l1_loss(fake.float(), y)}
     if disc is None:
-        return {"mse": F.mse_loss(fake.float(), y)}
+        fake = fake.float()
+        return {"mse": F.mse_loss(fake, y), "bce": F.binary_cross_entropy_with_logits(fake, torch.sigmoid(y))}
     logits = disc(torch.cat([x, fake], 1))[-1].float()
     return {"g_gan": F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)),
             "g_l1": l1_weight * F.l1_loss(fake.float(), y)}
@@ -162,6 +184,7 @@ class Translator:
     scaler: Scaler
     settings: Settings
     history: object = None
+    disc: nn.Module | None = None
 
     @torch.no_grad()
     def __call__(self, fields: Sequence[Field], seed: int = 0, dropout: bool = True) -> list[Field]:
@@ -217,7 +240,7 @@ def train(pairs: Sequence[Field], settings: Settings, seed: int) -> Translator:
         d_terms = d_losses(ctx.models["d"], x, y, fake) if "d" in ctx.models else {}
         if d_terms:
             ctx.optimize(d_terms, "d")
-        g_terms = g_losses(ctx.models.get("d"), x, y, fake, settings.l1_weight)
+        g_terms = g_losses(ctx.models.get("d"), x, y, fake, settings.l1_weight, settings.recon)
         ctx.optimize(g_terms, "g")
         return {**d_terms, **g_terms}
 
@@ -226,7 +249,35 @@ def train(pairs: Sequence[Field], settings: Settings, seed: int) -> Translator:
                   desc="pix2pix" if settings.adversarial else "autoencoder")
     for m in models.values():
         release(m)
-    return Translator(gen.eval(), scaler, settings, history)
+    return Translator(gen.eval(), scaler, settings, history, models["d"].eval() if "d" in models else None)
+
+
+@torch.no_grad()
+def discriminator_accuracy(translator: Translator, fields: Sequence[Field], seed: int = 0) -> float:
+    """Held-out accuracy of a pix2pix translator's discriminator: the share of its patch logits that
+    call the real planes of ``fields`` real (> 0) and their translations (dropout on, as trained)
+    fake, real and fake weighted equally. About 0.5: the discriminator no longer tells them apart (the
+    generator won, or the discriminator never learned); near 1: it tells every patch apart, and its
+    gradient to the generator saturates. Either way the adversarial term has stopped shaping the
+    generator: a treatment-engagement gate of claim C10."""
+    if translator.disc is None:
+        raise ValueError("this translator was trained without a discriminator (adversarial=False)")
+    if not fields:
+        raise ValueError("fields is empty: the discriminator needs held-out pairs to be scored on")
+    device = torch_device(translator.settings.device)
+    disc = translator.disc.to(device).eval()
+    source = translator.settings.source
+    hits = {"real": [], "fake": []}
+    try:
+        for f, t in zip(fields, translator(fields, seed=seed)):
+            x = translator.scaler.source_tensor(f, source)[None].to(device)
+            for key, planes in (("real", f), ("fake", t)):
+                y = translator.scaler.target_tensor(planes)[None].to(device)
+                logits = disc(torch.cat([x, y], 1))[-1].float()
+                hits[key].append(((logits > 0) if key == "real" else (logits <= 0)).float().mean().item())
+    finally:
+        release(disc)
+    return float(0.5 * (np.mean(hits["real"]) + np.mean(hits["fake"])))
 
 
 def receptive_field(settings: Settings) -> int:
@@ -260,5 +311,5 @@ def loss_drop(translator: Translator) -> float:
     return float(1 - values[-tenth:].mean() / values[:tenth].mean())
 
 
-__all__ = ["L1_WEIGHT", "SOURCES", "Scaler", "Settings", "Translator", "d_losses", "discriminator", "g_losses", "generator",
-           "loss_drop", "receptive_field", "train"]
+__all__ = ["L1_WEIGHT", "RECONS", "SOURCES", "Scaler", "Settings", "Translator", "d_losses", "discriminator",
+           "discriminator_accuracy", "g_losses", "generator", "loss_drop", "receptive_field", "train"]
