@@ -193,12 +193,22 @@ def test_synthetic_seed_run_trains_every_arm_with_the_half_updates_arm_halved(tm
     settings = bt.Settings(steps=4, batch=2, crop=32, features=(4, 8, 16, 32), device="cpu", progress=False)
     gan = P.Settings(steps=2, batch=2, crop=32, features=(4, 8, 16, 32), disc_channels=4, device="cpu", progress=False)
     rows, extra = SD.seed_run(0, fields[0][:2], fields[0][2:], settings, fields[1], gan, n_extra=2)
+    assert list(dict.fromkeys(rows["arm"])) == [a for a in SD.ARMS if a != SD.REAL]  # no oracle without real_extra
+    rows, extra = SD.seed_run(0, fields[0][:2], fields[0][2:], settings, fields[1], gan, n_extra=2,
+                              real_extra=fields[0][1:3])
     assert list(dict.fromkeys(rows["arm"])) == list(SD.ARMS) and len(rows) == len(SD.ARMS) * len(SD.HEADS)
-    assert set(rows.loc[rows["arm"] == SD.SHORT, "steps"]) == {2} and set(rows.loc[rows["arm"] != SD.SHORT, "steps"]) == {4}
     assert set(rows.loc[rows["arm"] == SD.PIX2PIX, "n_train"]) == {4} and set(rows.loc[rows["arm"] == SD.ORIGINAL, "n_train"]) == {2}
-    assert rows[["structure", "exact_structure", "ap"]].notna().all().all()
+    assert rows[["structure", "exact_structure", "paste_agreement", "ap"]].notna().all().all()
     direct, exact = extra["extra"][SD.DIRECT], extra["extra"][SD.EXACT]
     assert all(np.array_equal(a.amodal, b.amodal) for a, b in zip(direct, exact))  # same cells, same places
     assert any(tmp_path.rglob("*.pkl"))  # the translator went through the shared-work cache
     with pytest.raises(ValueError, match="unknown arm"):
         SD.seed_run(0, fields[0][:2], fields[0][2:], settings, fields[1], gan, n_extra=2, arms=["synthetic (large)"])
+
+
+def test_brightfield_paste_agrees_with_the_additive_render_away_from_overlaps_as_a_fresh_render_does(sources):
+    phase = S.paste_fields(sources, n=3, size=96, seed=4, mode="phase")
+    additive = S.translate_exact(phase, 0)
+    assert S.paste_agreement(S.translate_exact(phase, 1), additive, 0) == pytest.approx(1.0, abs=0.1)
+    shifted = [dataclasses.replace(f, bf_low=f.bf_low + 0.5, bf_high=f.bf_high - 0.5) for f in additive]
+    assert S.paste_agreement(shifted, additive, 0) > 3
