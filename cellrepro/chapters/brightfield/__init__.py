@@ -7,6 +7,7 @@
   Table 5.3, with the reweighted focal losses of :mod:`cellrepro.losses.focal` (Eq. 4.5, Eq. 5.1);
 * :mod:`.synthesis`, :mod:`.pix2pix` and :mod:`.synthetic_data`: copy-paste in phase contrast, the
   phase -> brightfield translator, and Tables 5.4-5.6 (Sec. 4.4, 5.5);
-* :mod:`.fidelity`: translators scored against real planes (Sec. 5.6, claim C10);
-* :mod:`.claims`: the registered gates and verdict rules of the heads and overlap sections (issue 31).
+* :mod:`.fidelity`: how real translated brightfield looks, by a conditional classifier two-sample test
+  with its controls (Sec. 5.6, claim C10);
+* :mod:`.claims`: the registered gates and verdict rules of the four sections (issue 31).
 """
