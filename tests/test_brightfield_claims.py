@@ -42,7 +42,7 @@ def test_c4_and_c5_use_the_registered_arms_and_gates(judged):
     assert by["brightfield-C4"][1]["verdict"] == "holds"
     assert by["brightfield-C5"][1]["verdict"] == "holds"  # Eq. 5.1 worse: "no improvement" holds (one-sided)
     # the printed reading is decided by the same rule, not recorded, named in the note
-    assert set(out["brightfield-C5"]["printed"]) == {"verdict", "effect", "interval", "failed"}
+    assert set(out["brightfield-C5"]["printed"]) == {"verdict", "effect", "interval", "failed", "needed"}
     assert out["brightfield-C5"]["prose"]["verdict"] == "holds" and out["brightfield-C5"]["prose"]["failed"] == "none"
     assert "printed reading" in by["brightfield-C5"][1]["note"]
     assert out["brightfield-C4"]["printed"]["verdict"] in ("underpowered", "fails", "smaller than the paper's")
@@ -197,6 +197,9 @@ def test_c10_is_the_autoencoder_minus_pix2pix_accuracy_with_every_registered_gat
     assert out["brightfield-C10"]["verdict"] == "holds" and out["brightfield-C10"]["failed"] == "none"
     assert out["mask"]["verdict"] == "holds" and out["l1"]["verdict"] == "holds"
     assert out["indistinguishable"]["verdict"] == "fails"  # pix2pix 0.42 above the exact optics
+    note = judged[0][3]["note"]
+    assert "'indistinguishable'" in note and "fails" in note and "interval above 0" in note
+    assert "holds" not in note  # the comparisons beside are not claims: no verdict words for them
     assert claims.judge_translators(translator_rows(gain=0.48))["indistinguishable"]["verdict"] == "holds"
     worse = claims.judge_translators(translator_rows(gain=-0.08, ae=0.9))
     assert worse["brightfield-C10"]["verdict"] == "fails"
@@ -261,6 +264,8 @@ def test_synthetic_claims_pair_the_registered_arms_with_every_gate(judged):
     np.testing.assert_allclose(by["brightfield-C6"], claims.synthetic_paired(r, "overlap", "pix2pix fields",
                                                                              "brightfield paste", "ap"))
     assert out["brightfield-C9"]["verdict"] == "holds" and out["brightfield-C6"]["verdict"] == "holds"
+    assert out["brightfield-C7"]["oracle"] == pytest.approx(0.05, abs=0.01) and np.isnan(out["brightfield-C6"]["oracle"])
+    assert out["brightfield-C6"]["control"] == pytest.approx(0.04, abs=0.01) and out["brightfield-C9"]["needed"].isdigit()
     assert claims.synthetic_floors(synthetic_baselines(), 0.05) == {"cytoplasm": 0.54, "nuclei": 0.4, "overlap": 0.1}
 
 

@@ -37,13 +37,26 @@ def _low(values: np.ndarray) -> float:
 
 
 def _summary(entry: dict[str, Any], digits: int) -> dict[str, Any]:
-    """What a page states of a decision: ``verdict``, ``effect``, ``interval`` (text) and ``failed``
-    (the failed gates' names, or "none")."""
+    """What a page states of a decision: ``verdict``, ``effect``, ``interval`` (text), ``failed``
+    (the failed gates' names, or "none") and ``needed`` (the seeds that would detect the paper's or
+    the planning effect, "-" where the decision has none)."""
     from ...publish import tables
 
+    needed = entry.get("n_needed")
     return {"verdict": entry["verdict"], "effect": float(entry["effect"] if "effect" in entry else entry["mean"]),
             "interval": tables.fmt_interval(entry["low"], entry["high"], entry["n"], digits),
-            "failed": ", ".join(g["name"] for g in entry["failed_gates"]) or "none"}
+            "failed": ", ".join(g["name"] for g in entry["failed_gates"]) or "none",
+            "needed": str(needed) if needed is not None else "-"}
+
+
+def _difference(d: dict[str, Any], digits: int = 3) -> str:
+    """A comparison shown beside a verdict, without a verdict word: its effect, interval and where
+    the interval lies."""
+    short = _summary(d, digits)
+    low, high = d.get("low"), d.get("high")
+    where = ("no interval" if low is None or high is None or not np.isfinite([low, high]).all()
+             else "interval above 0" if low > 0 else "interval below 0" if high < 0 else "interval includes 0")
+    return f"{short['effect']:+.{digits}f} {short['interval']} ({where})"
 
 
 def paired(rows: pd.DataFrame, treatment: str, reference: str, metric: str = "ap") -> pd.Series:
@@ -340,7 +353,8 @@ def judge_translators(rows: pd.DataFrame, seconds_per_seed: float | None = None)
     minus pix2pix with dropout off), ``"s0"`` and ``"s2"`` (at the other smoothings); and
     ``"indistinguishable"``: pix2pix minus the exact optics, an equivalence test within
     :data:`INDISTINGUISHABLE` (the thesis's word; "holds" only if pix2pix is as hard to tell from
-    real as the family's own optics)."""
+    real as the family's own optics). The recorded entry's note states the latter's verdict and
+    the other comparisons' intervals without verdict words (they are not claims)."""
     from ...publish import report
     from ...publish.claims import registration
 
@@ -356,12 +370,16 @@ def judge_translators(rows: pd.DataFrame, seconds_per_seed: float | None = None)
                                           gates=gates).as_dict()
     out = {key: _summary(d, 3) for key, d in decided.items()}
     names = {"mask": "mask -> brightfield - pix2pix", "l1": "pix2pix without its discriminator - pix2pix",
-             "deterministic": "dropout off", "s0": "without smoothing", "s2": "smoothed by 2 px",
-             "indistinguishable": f"pix2pix - exact optics, equivalence within {INDISTINGUISHABLE}"}
+             "deterministic": "autoencoder - pix2pix, both with dropout off",
+             "s0": "autoencoder - pix2pix without smoothing", "s2": "autoencoder - pix2pix smoothed by 2 px"}
+    same = decided["indistinguishable"]
     entry = report.judge("brightfield-C10", translator_paired(rows, P2P, AE).to_numpy(float), gates=gates, digits=3,
                          seconds_per_unit=seconds_per_seed,
-                         note="decided beside by the same gates: " + "; ".join(f"{names[k]} {_text(d)}"
-                                                                                for k, d in decided.items()))
+                         note="the claim's comparative half ('more realistic than the autoencoder'); its word "
+                              f"'indistinguishable', pix2pix - exact optics within {INDISTINGUISHABLE}: "
+                              f"{same['verdict']} ({_difference(same)}). Shown beside, realism-test accuracy: "
+                              + "; ".join(f"{names[k]} {_difference(d)}" for k, d in decided.items()
+                                          if k != "indistinguishable"))
     out["brightfield-C10"] = _summary(entry, 3)
     return out
 
@@ -444,7 +462,9 @@ def judge_synthetic(rows: pd.DataFrame, baselines: pd.DataFrame, overlap_share: 
     :func:`~cellrepro.publish.report.judge`, paired over seeds (:data:`SYNTHETIC`). Each note gives,
     shown and not judged, the oracle's and the exact-optics arm's differences (C7-C9), F1 at 0.3
     (overlaps) and the share of predicted overlap on cell borders off true overlaps (C6). Returns
-    per claim what the page states (``verdict``, ``effect``, ``interval``, ``failed``)."""
+    per claim what the page states (:func:`_summary`) and the mean differences of the positive
+    controls against the reference: ``oracle`` (more real fields; NaN for C6) and ``control`` (the
+    exact-optics fields)."""
     from ...publish import report
 
     floor = synthetic_floors(baselines, overlap_share)
@@ -462,8 +482,15 @@ def judge_synthetic(rows: pd.DataFrame, baselines: pd.DataFrame, overlap_share: 
             parts.append(f"share of predicted overlap pixels on cell borders off true overlaps: brightfield paste "
                          f"{share.get(reference, float('nan')):.3f}, pix2pix fields {share.get(treatment, float('nan')):.3f}")
         entry = report.judge(claim, d.to_numpy(float), gates=synthetic_gates(rows, claim, floor), digits=4,
-                             seconds_per_unit=seconds_per_seed, note="shown, not judged: " + "; ".join(parts))
-        out[claim] = _summary(entry, 4)
+                             seconds_per_unit=seconds_per_seed,
+                             note="gate values of the positive controls are the lower ends of 95% intervals; shown, "
+                                  "not judged: " + "; ".join(parts))
+        control = "exact-optics fields"
+        out[claim] = {**_summary(entry, 4),
+                      "oracle": (float(synthetic_paired(rows, head, "more real fields", reference, metric).mean())
+                                 if reference == "original" and "more real fields" in set(rows["arm"]) else float("nan")),
+                      "control": float(synthetic_paired(rows, head, control, reference, metric).mean())
+                      if control in set(rows["arm"]) else float("nan")}
     return out
 
 

@@ -133,7 +133,9 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
     ``settings.threshold``, and the seed's checks of the translator and the pasting, the same on every
     row: ``structure`` of pix2pix and ``exact_structure`` of the exact optics on the test fields
     (:func:`.fidelity.pixel_scores`), ``paste_agreement`` (:func:`.synthesis.paste_agreement` of the
-    brightfield-pasted fields against the exact-optics ones) and ``border_share`` (:func:`seam_share`
+    brightfield-pasted fields against the exact-optics ones), ``pasted_overlap_share`` and
+    ``pasted_cell_share`` (the pasted fields' pixels under two or more cells, under any) and
+    ``border_share`` (:func:`seam_share`
     of the arm: predicted overlap on cell borders away from true overlaps). Also ``{"extra": the
     first 4 added fields of each arm, "probs": per arm}`` for figures.
     """
@@ -154,7 +156,10 @@ def seed_run(seed: int, train_fields: Sequence[Field], tests: Sequence[Field], s
     exact_tests = synthesis.translate_exact(tests, seed)
     checks = {"structure": fidelity.pixel_scores(tr(tests, seed=seed), tests, background)["structure"],
               "exact_structure": fidelity.pixel_scores(exact_tests, tests, background)["structure"],
-              "paste_agreement": synthesis.paste_agreement(extra[DIRECT], extra[EXACT], seed)}
+              "paste_agreement": synthesis.paste_agreement(extra[DIRECT], extra[EXACT], seed),
+              **{f"{name}_share": float(np.mean([share(f) for f in extra[EXACT]])) if extra[EXACT] else float("nan")
+                 for name, share in (("pasted_overlap", lambda f: (f.amodal.sum(0) >= 2).mean()),
+                                     ("pasted_cell", lambda f: f.amodal.any(0).mean()))}}
     rows, probs = [], {}
     for arm in arms:
         fields = mixed(labelled, extra[arm])
