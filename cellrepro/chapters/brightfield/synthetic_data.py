@@ -200,14 +200,6 @@ def paper_cells(rows: pd.DataFrame, head: str) -> dict[tuple[str, str], list[flo
             for arm, part in sel.groupby("arm") for ours, theirs in METRICS.items()}
 
 
-def paired(rows: pd.DataFrame, head: str, a: str, b: str, value: str = "f1") -> dict[str, float]:
-    """``a - b`` of ``value`` on ``head``, paired over seeds."""
-    from ...publish import report
-
-    table = rows[rows["head"] == head].pivot(index="seed", columns="arm", values=value)
-    return report.paired_effect((table[a] - table[b]).to_numpy())
-
-
 def seam_share(probs: Sequence[dict], fields: Sequence[Field], threshold: float = overlap_loss.THRESHOLD,
                width: int = 2) -> float:
     """Share of predicted overlap pixels that lie on cell borders (within ``width`` px of an outline)
@@ -226,5 +218,5 @@ def seam_share(probs: Sequence[dict], fields: Sequence[Field], threshold: float 
 
 
 __all__ = ["ARMS", "DIRECT", "EXACT", "HEADS", "METRICS", "MIXES", "ORIGINAL", "PAPER_ROWS", "PASTE", "PIX2PIX", "REAL", "TABLES",
-           "draw_fields", "heads_loss", "mixed", "paired", "paper_cells", "pool", "run_seeds", "seam_share", "seed_run",
+           "draw_fields", "heads_loss", "mixed", "paper_cells", "pool", "run_seeds", "seam_share", "seed_run",
            "synthetic_sets", "translator"]
