@@ -1,4 +1,4 @@
-"""The brightfield chapter's verdict functions (chapters/brightfield/claims.py): the registered arms'
+"""The brightfield chapter's verdict functions (chapters/brightfield/claims/): the registered arms'
 paired differences, every registered gate supplied, both readings judged, and a stand-in whose weak
 labels cost nothing gives "not testable here" whatever the map did."""
 
