@@ -47,6 +47,7 @@ from ...metrics.scores import instance_scores
 from ...nets.cellpose import CellposeNet, outputs_to_masks, padded_output
 from ...semi.cps import SemiBatches
 from ...semi.temporal import ALPHA, TemporalEnsemble, ensemble_loss, weighted_loss
+from ...engine.streams import Streams
 from ...engine.train import fit, release, seed_everything
 from . import architectures, schedule
 
@@ -77,6 +78,15 @@ class Settings:
             is MMCS's; ``"semantic"`` trains 3 classes with Dice + cross-entropy (phase 1 only).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (:func:`cellrepro.engine.train.fit`).
         progress: tqdm bars.
+        streams: draw the labelled crops (positions, flips, batch order) and the unlabelled ones from
+            their own streams per (seed, phase, purpose) (:mod:`cellrepro.engine.streams`), so that
+            phase 2 and its control, run with one seed, cut the same labelled crops at every update
+            whatever else they draw; False (the default, the published sections' setting) draws them
+            from torch's global stream.
+        labelled_scale: factor on the labelled loss when no unlabelled images are trained on. A
+            control for Eq. 1 with weight ``w`` takes ``1 - w``: Eq. 1 scales the labelled loss by
+            ``1 - w``, which under SGD scales the labelled step by as much, so ``w = 0`` alone would
+            also differ from phase 2 in its effective rate.
     """
 
     steps: int = 300
@@ -98,6 +108,8 @@ class Settings:
     head: str = "flows"
     device: str = "auto"
     progress: bool = False
+    streams: bool = False
+    labelled_scale: float = 1.0
 
     def __post_init__(self):
         for name in ("steps", "batch", "crop", "refresh_every", "halve_every"):
@@ -109,6 +121,10 @@ class Settings:
                              f"got {self.crop}")
         if not 0.0 <= self.w <= 1.0:
             raise ValueError(f"w must be in [0, 1], got {self.w}")
+        if not 0.0 < self.labelled_scale <= 1.0:
+            raise ValueError(f"labelled_scale must be in (0, 1], got {self.labelled_scale}")
+        if self.labelled_scale != 1.0 and self.w > 0:
+            raise ValueError("labelled_scale is for runs without unlabelled images (w = 0); Eq. 1 scales by 1 - w itself")
         if self.diameter is not None and not self.diameter > 0:
             raise ValueError(f"diameter must be > 0 or None (self-adaptive), got {self.diameter}")
         if self.arch not in architectures.ARCHS or self.head not in architectures.HEADS:
@@ -299,7 +315,10 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_fn, e
     to_tensor = lambda im: mmcs_input(im, settings.nucleus)  # noqa: E731
     lab_images = [_at_rho(im, image_diameter(im.labels), rho, settings.crop) for im in labelled]
     semantic = settings.head == "semantic"
-    lab = CropSampler("vgg_unet" if semantic else "cellpose", lab_images, settings.crop, settings.flips, to_tensor)
+    phase = "phase2" if keep_rho else "phase1"
+    stream = (lambda purpose: Streams(seed).torch(f"{phase}/{purpose}")) if settings.streams else (lambda purpose: None)
+    lab = CropSampler("vgg_unet" if semantic else "cellpose", lab_images, settings.crop, settings.flips, to_tensor,
+                      generator=stream("crops/labelled"))
     supervised = dice_ce() if semantic else cellpose_loss
     unl, ensemble = None, None
     if unlabelled:
@@ -309,7 +328,7 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_fn, e
         unl_images = [_at_rho(im, d, rho, settings.crop) for im, d in zip(unlabelled, unl_diameters)]
         ensemble = TemporalEnsemble([_net_output(net, im, settings.nucleus) for im in unl_images], settings.alpha)
         unl = CropSampler("cellpose", unl_images, settings.crop, settings.flips, to_tensor,
-                          targets=[(z,) for z in ensemble.targets])
+                          targets=[(z,) for z in ensemble.targets], generator=stream("crops/unlabelled"))
     opt, sched = _optimiser(net, settings)
 
     def step(ctx, batch):
@@ -317,7 +336,7 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_fn, e
         model = ctx.models["net"]
         loss_l = supervised(model(x), t)
         if unl is None:
-            ctx.optimize({"labelled": loss_l})
+            ctx.optimize({"labelled": settings.labelled_scale * loss_l})
             return {"labelled": loss_l.detach(), "loss": loss_l.detach()}
         if ctx.step and ctx.step % settings.refresh_every == 0 and ensemble.updates < ctx.step // settings.refresh_every:
             ensemble.update([padded_output(model, to_tensor(im), ctx.device) for im in unl_images])
@@ -337,6 +356,9 @@ def _train(labelled, unlabelled, settings: Settings, seed: int, init, eval_fn, e
     release(net)
     net.train_history = history
     net.ensemble_updates = ensemble.updates if ensemble is not None else 0
+    # the final pseudo labels, at the scale they were trained at, and each image's resize factor
+    net.pseudo_labels = [z.cpu() for z in ensemble.targets] if ensemble is not None else []
+    net.pseudo_factors = [rho / d if np.isfinite(d) else 1.0 for d in unl_diameters] if ensemble is not None else []
     return net
 
 

@@ -20,8 +20,10 @@ which cannot be downloaded here. One generator, three ``style`` s:
 
 Cell diameters vary between images (log-uniform over :data:`STYLES`' range, in pixels, independent
 of the image size), so the self-adaptive diameter (Sec. 3.4) and the inference-diameter sweep
-(Table 4) have something to adapt to: dataset1's mean ROI diameter is about 40 px, the value the
-paper found best.
+(Table 4) have something to adapt to. The drawing diameters run from 26 to 60 px (log-uniform),
+but cells in clumps are cut by their neighbours, so a training set's mean ROI diameter (the
+self-adaptive diameter) comes out smaller: 30-36 px for 12 images of 192 px (the MMCS Table 4
+section glues the value of its run). The paper's best, 40 px, was its own data's.
 
 Written in the NeurIPS-CellSeg layout (``data.make("mmcs", ...)``), read back by
 :func:`cellrepro.data.readers.read_cellseg`, which takes the nucleus from the blue channel of the
@@ -55,9 +57,11 @@ NO_NUCLEUS = 0.1
 """Fraction of cells whose nucleus does not show (out of the focal plane, unstained)."""
 
 
-def generate(n_labeled: int = 24, n_unlabeled: int = 72, size: int = 192, seed: int = 0, style: str = "dataset1"
-             ) -> tuple[list[CellImage], list[CellImage]]:
-    """``(labeled, unlabeled)`` images of ``style``, deterministic for ``(seed, style)``."""
+def generate(n_labeled: int = 24, n_unlabeled: int = 72, size: int = 192, seed: int = 0, style: str = "dataset1",
+             label_unlabeled: bool = False) -> tuple[list[CellImage], list[CellImage]]:
+    """``(labeled, unlabeled)`` images of ``style``, deterministic for ``(seed, style)``.
+    ``label_unlabeled``: the unlabelled images keep their labels (the same images otherwise), for
+    an oracle that trains on them as if they were labelled."""
     if style not in STYLES:
         raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
     if size < 64:
@@ -68,7 +72,7 @@ def generate(n_labeled: int = 24, n_unlabeled: int = 72, size: int = 192, seed: 
         for i in progress_bar(range(count), desc=f"mmcs {style} ({'labeled' if part == 0 else 'unlabeled'})",
                       unit="image", disable=None):
             img = make_image(f"{prefix}_{i:05d}", np.random.default_rng([seed, salt, part, i]), size, style)
-            if part == 1:
+            if part == 1 and not label_unlabeled:
                 img.labels = None
             out[part].append(img)
     return out

@@ -4,7 +4,8 @@
 * :mod:`.heads`: Tables 5.1-5.2, the decoupled heads (brightfield-C1, C2, C3, C19, C20);
 * :mod:`.synthetic`: Tables 5.4-5.6, training with synthetic fields (brightfield-C6 to C9);
 * :mod:`.translation`: Sec. 5.6, pix2pix against its alternatives (brightfield-C10);
-* :mod:`._common`: the paired difference per seed and what a page states of a decision.
+* :mod:`cellrepro.publish.rules` (shared with the other chapters): the paired difference per seed and
+  what a page states of a decision.
 
 Units are data seeds: every arm of a seed trains on the same fields and crops, so each seed gives
 one paired difference per claim. The thresholds are the registrations'

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ....publish.decision import Gate, gate
 from ..heads import PLAIN as PLAIN_ARM
-from ._common import low, summary
+from ....publish.rules import low, summary
 
 NUCLEUS_GAP = 0.05
 """The base model must leave at least this share of nucleus pixels out of its cytoplasm (issue 31)."""

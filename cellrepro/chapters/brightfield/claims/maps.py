@@ -14,7 +14,7 @@ import pandas as pd
 
 from ....publish.decision import Gate, decide, gate
 from .. import overlap_loss as ol
-from ._common import low, mean_of, per_seed, summary, text
+from ....publish.rules import low, mean_of, per_seed, summary, text
 
 WEAK_COST = 0.02
 """Positive control: exact labels must beat weak ones by this much overlap AP (the phenomenon maps address)."""

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ....publish.decision import Gate, gate
-from ._common import low, per_seed, summary
+from ....publish.rules import low, per_seed, summary
 from .heads import floors
 from .translation import DRAWS_CELLS
 

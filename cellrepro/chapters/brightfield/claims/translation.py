@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ....publish.decision import Gate, decide, gate
-from ._common import difference, mean_of, per_seed, summary
+from ....publish.rules import difference, mean_of, per_seed, summary
 
 SEES = 0.75
 """The realism test must tell the noise-free optics and the optics with swapped planes from real at least this often."""

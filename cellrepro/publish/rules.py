@@ -1,5 +1,5 @@
-"""What every brightfield verdict rule shares: the paired difference per seed, the lower end of an
-interval, and what a page states of a decision."""
+"""What the chapters' verdict rules share: the paired difference per seed, the lower end of an
+interval, and what a page states of a decision (brightfield and mmcs claims use them)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def mean_of(rows: pd.DataFrame, arm: str, column: str, by: str = "arm") -> float
 
 def low(values: np.ndarray) -> float:
     """Lower end of the 95% t-interval of ``values`` over units (NaN for fewer than 2)."""
-    from ....publish.report import paired_effect
+    from .report import paired_effect
 
     return paired_effect(values)["low"] if len(values) > 1 else float("nan")
 
@@ -38,7 +38,7 @@ def summary(entry: dict[str, Any], digits: int) -> dict[str, Any]:
     """What a page states of a decision: ``verdict``, ``effect``, ``interval`` (text), ``failed``
     (the failed gates' names, or "none") and ``needed`` (the seeds that would detect the paper's or
     the planning effect, "-" where the decision has none)."""
-    from ....publish import tables
+    from . import tables
 
     needed = entry.get("n_needed")
     return {"verdict": entry["verdict"], "effect": float(entry["effect"] if "effect" in entry else entry["mean"]),
