@@ -65,9 +65,8 @@ def test_design_refuses_what_it_cannot_run():
 def test_unlabelled_truth_is_the_loaded_unlabelled_images_with_labels():
     from cellrepro.chapters.mmcs.protocol import training_sets
 
-    design = phases.Design(n_labelled=1, n_unlabelled=2, n_external=0, size=64, arms=(phases.PHASE1,))
     loaded = training_sets(0, 1, 2, 0, 64).unlabelled
-    truth = phases.unlabelled_truth(0, design)
+    truth = phases.unlabelled_truth(0, 2, 64)
     assert all(im.labels is None for im in loaded) and all(im.labels.max() > 0 for im in truth)
     for a, b in zip(loaded, truth):
         np.testing.assert_array_equal(np.asarray(a.image), np.asarray(b.image))
@@ -143,6 +142,8 @@ def test_c6_compares_the_diameter_nearest_rho_with_the_validation_choice(judged)
     claim, paired, _, entry = judged[-1]
     assert claim == "mmcs-C6" and np.allclose(paired, [0.76 - 0.72, 0.75 - 0.74])
     assert out["default"]["mean"] == pytest.approx(((0.72 - 0.70) + (0.74 - 0.70)) / 2)
+    # the register's first rule, beside: unimodal, peak 35 px within 5 px of rho 36, best - 30 px undecided
+    assert out["peak"] == 35.0 and out["unimodal"] and out["register_rule"] == "inconclusive"
     assert not not_measured(entry)
     flat = {d: [0.7, 0.7] for d in test}
     gates = {g.name: g.passed for g in claims.diameter_gates(_sweep(flat, flat), facts)}
@@ -181,3 +182,41 @@ def test_the_control_s_labelled_scale_is_refused_with_unlabelled_images_and_halv
     # weight decay's 1e-5 x w, which the scale does not touch)
     for p0, p1, p2 in zip(start.parameters(), full.parameters(), half.parameters()):
         torch.testing.assert_close(p2 - p0, 0.5 * (p1 - p0), atol=1e-6, rtol=1e-3)
+
+
+def _baseline_rows(mmcs: list[float], cellpose: list[float], rcnn: list[float] | None = None) -> pd.DataFrame:
+    from cellrepro.chapters.mmcs import baselines
+
+    arms = {baselines.MMCS: mmcs, baselines.CELLPOSE: cellpose, **({baselines.MASK_RCNN: rcnn} if rcnn else {})}
+    return pd.DataFrame([{"seed": s, "arm": arm, "set": name, "image": f"{name}{i}", "f1": v + (0.1 if name == "dataset1" else 0)}
+                         for arm, values in arms.items() for s, v in enumerate(values) for name in ("external", "dataset1")
+                         for i in range(2)])
+
+
+def _baseline_facts(n: int, **values) -> pd.DataFrame:
+    base = {"rho": 30.0, "pseudo_f1": 0.7, "refreshes": 20, "phase1_external": 0.58}
+    return pd.DataFrame([{"seed": s, **base, **values} for s in range(n)])
+
+
+def test_c3_is_non_inferiority_on_the_external_images_with_the_direction_beside(judged):
+    rows = _baseline_rows([0.62, 0.64, 0.63, 0.65], [0.60, 0.61, 0.60, 0.62], rcnn=[0.4, 0.42])
+    out = claims.judge_baselines(rows, _baseline_facts(4))
+    claim, paired, _, entry = judged[-1]
+    assert claim == "mmcs-C3" and np.allclose(paired, [0.02, 0.03, 0.03, 0.03])
+    assert entry["test"] == "non-inferiority" and out["mmcs-C3"]["verdict"] == "holds" and not not_measured(entry)
+    assert out["direction"]["verdict"] == "holds" and out["mask_rcnn"] == "+0.220 (seed 0), +0.220 (seed 1)"
+    assert entry["bootstrap_low"] is not None  # per-image differences given
+    assert claims.judge_baselines(_baseline_rows([0.6] * 3, [0.6] * 3), _baseline_facts(3))["mask_rcnn"] == "not run"
+
+
+@pytest.mark.parametrize("facts, failed", [
+    ({"refreshes": 1}, "treatment engaged"),
+    ({"pseudo_f1": 0.2}, "treatment engaged"),
+    ({"phase1_external": 0.65}, "reference engaged"),
+])
+def test_c3_gates_fail_when_their_check_fails(facts, failed):
+    gates = {g.name: g.passed for g in claims.baselines_gates(_baseline_rows([0.6] * 3, [0.6] * 3),
+                                                              _baseline_facts(3, **facts))}
+    assert not gates[failed] and all(ok for name, ok in gates.items() if name != failed)
+    floor = {g.name: g.passed for g in claims.baselines_gates(_baseline_rows([0.6] * 3, [0.1] * 3), _baseline_facts(3))}
+    assert not floor["reference off floor and ceiling"]

@@ -90,12 +90,12 @@ class Design:
             raise ValueError("Design.arms: the external arms need n_external >= 1")
 
 
-def unlabelled_truth(seed: int, design: Design) -> list[CellImage]:
-    """dataset1's unlabelled images of ``seed`` with their labels (the synthetic generator's; the
-    same images :func:`~.protocol.training_sets` loads without them)."""
+def unlabelled_truth(seed: int, n_unlabelled: int, size: int) -> list[CellImage]:
+    """dataset1's ``n_unlabelled`` unlabelled images of ``seed`` with their labels (the synthetic
+    generator's; the same images :func:`~.protocol.training_sets` loads without them)."""
     from ...data.synthetic import mmcs as family
 
-    return family.generate(0, design.n_unlabelled, design.size, seed, "dataset1", label_unlabeled=True)[1]
+    return family.generate(0, n_unlabelled, size, seed, "dataset1", label_unlabeled=True)[1]
 
 
 def unlabelled_share(net: Any, w: float) -> float:
@@ -202,7 +202,7 @@ def seed_run(seed: int, design: Design, phase1: mt.Settings, phase2: mt.Settings
         nets[PHASE2] = mt.train_phase2(nets[PHASE1], sets.labelled, sets.unlabelled, phase2, seed + 1)
     if CONTROL in arms:
         nets[CONTROL] = mt.train_phase2(nets[PHASE1], sets.labelled, sets.unlabelled, control, seed + 1)
-    truth = unlabelled_truth(seed, design) if data_root is None and {PHASE2, ORACLE} & arms else None
+    truth = unlabelled_truth(seed, design.n_unlabelled, design.size) if data_root is None and {PHASE2, ORACLE} & arms else None
     if ORACLE in arms:
         if truth is None:
             raise ValueError("the oracle arm needs the synthetic generator (the unlabelled images' labels); "
@@ -232,25 +232,31 @@ def _job(seed: int, **kwargs) -> dict[str, Any]:
     return seed_run(seed, **kwargs)
 
 
+def timed_seeds(job, items: Sequence[Any], workers: int | str, device: str) -> tuple[list[Any], float]:
+    """``job`` (picklable) over ``items`` (one per seed) spread over the CPU's cores, one thread each
+    (:func:`cellrepro.engine.parallel.map_units`), and the wall-clock seconds per item: what one
+    more seed costs on this machine."""
+    from ...engine.parallel import map_units
+
+    if not items:
+        raise ValueError("seeds is empty")
+    start = time.perf_counter()
+    results = map_units(job, list(items), workers, device)
+    return results, (time.perf_counter() - start) / len(items)
+
+
 def run_seeds(seeds: Sequence[int], design: Design, phase1: mt.Settings, phase2: mt.Settings,
               data_root: str | None = None, external_root: str | None = None, workers: int | str = "auto"
               ) -> tuple[dict[str, pd.DataFrame], float]:
-    """:func:`seed_run` for every seed, spread over the CPU's cores (one thread each,
-    :func:`cellrepro.engine.parallel.map_units`). Returns the three tables over all seeds and the
-    wall-clock seconds per seed (what one more seed costs on this machine)."""
-    from ...engine.parallel import map_units
-
-    if not seeds:
-        raise ValueError("seeds is empty")
-    start = time.perf_counter()
+    """:func:`seed_run` for every seed side by side (:func:`timed_seeds`). Returns the three tables
+    over all seeds and the wall-clock seconds per seed."""
     job = functools.partial(_job, design=design, phase1=dataclasses.replace(phase1, progress=False),
                             phase2=dataclasses.replace(phase2, progress=False), data_root=data_root,
                             external_root=external_root)
-    results = map_units(job, list(seeds), workers, phase1.device)
-    seconds = (time.perf_counter() - start) / len(seeds)
+    results, seconds = timed_seeds(job, seeds, workers, phase1.device)
     return {k: pd.concat([r[k] for r in results], ignore_index=True) for k in results[0]}, seconds
 
 
 __all__ = ["ARMS", "CONTROL", "Design", "EXTERNAL_ONLY", "ORACLE", "PHASE1", "PHASE2", "PLUS_EXTERNAL", "family_probe",
-           "image_features", "pseudo_label_f1", "run_seeds", "seed_run", "unlabelled_share", "unlabelled_truth",
+           "image_features", "pseudo_label_f1", "run_seeds", "seed_run", "timed_seeds", "unlabelled_share", "unlabelled_truth",
            "validation_images"]
