@@ -98,6 +98,17 @@ def test_c1_judges_phase2_minus_control_with_its_gates(judged):
     assert out["paper"]["mean"] == pytest.approx(0.06)  # phase 2 - phase 1, beside
 
 
+@pytest.mark.parametrize("verdict, paper, control, says", [
+    ("holds", 0.05, 0.01, "Phase 2 beats its control"),
+    ("smaller than the paper's", 0.13, 0.15, "comes from the longer, annealed training"),
+    ("underpowered", 0.05, 0.02, "cannot tell"),
+    ("underpowered", -0.01, 0.0, "cannot tell"),
+])
+def test_c1_finding_is_picked_by_rule(verdict, paper, control, says):
+    out = {"mmcs-C1": {"verdict": verdict}, "paper": {"mean": paper}, "control": {"mean": control}}
+    assert says in claims.phases_finding(out)
+
+
 @pytest.mark.parametrize("change, failed", [
     ({"facts": {"pseudo_f1": 0.3}}, "treatment engaged"),
     ({"facts": {"refreshes": 1}}, "treatment engaged"),

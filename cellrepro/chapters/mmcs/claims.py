@@ -78,10 +78,9 @@ def phases_gates(scores: pd.DataFrame, facts: pd.DataFrame) -> list[Gate]:
 
 
 def judge_phases(scores: pd.DataFrame, facts: pd.DataFrame, seconds_per_seed: float | None = None
-                 ) -> dict[str, dict[str, Any]]:
+                 ) -> dict[str, Any]:
     """mmcs-C1 through :func:`~cellrepro.publish.report.judge`: phase 2 minus its control (``w = 0``,
-    the labelled loss weighted by ``1 - w``),
-    paired over seeds. Returns what the page states for ``"mmcs-C1"`` and, beside (not judged),
+    the labelled loss weighted by ``1 - w``), paired over seeds. Returns what the page states for ``"mmcs-C1"`` and, beside (not judged),
     ``"paper"`` (phase 2 minus phase 1, the paper's comparison), ``"control"`` (the control minus
     phase 1: more updates and the decaying rate alone), ``"oracle"`` (the oracle minus the control)
     and ``"oracle_median"`` (its median over seeds: the gate uses the mean)."""
@@ -99,7 +98,7 @@ def judge_phases(scores: pd.DataFrame, facts: pd.DataFrame, seconds_per_seed: fl
     return {"mmcs-C1": summary(entry, 3), **out}
 
 
-def phases_finding(out: dict[str, dict[str, Any]]) -> str:
+def phases_finding(out: dict[str, Any]) -> str:
     """What :func:`judge_phases`'s numbers say about the paper's comparison, as a sentence for the page
     (the rule, not the run, picks it): whether the control gains as much over phase 1 as phase 2
     does (then Table 1's gain is the longer, annealed training's), whether phase 2 beats its control,
